@@ -1,0 +1,90 @@
+# Shared helpers for scripts/*. Sourced, not run.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NGINX_PREFIX="$ROOT/target/nginx"
+MODULE_NAME=ngx_http_docker_stream_module
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs Debian packages that are missing; a no-op when all are present.
+need_pkgs() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]} (install them, or run as root)"
+    log "installing ${missing[*]}"
+    if [ -z "${APT_UPDATED:-}" ]; then
+        apt-get update -qq >/dev/null
+        export APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_deps() {
+    need_pkgs build-essential clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev python3
+}
+
+# Sets DOCKER_SOCK to a daemon that answers: $NDS_DOCKER_SOCK, else /var/run/docker.sock,
+# else a dockerd of our own (own data root, exec root and socket; no bridge, no iptables,
+# so it changes nothing on the host's network), stopped by stop_own_dockerd.
+OWN_DOCKERD_PID=
+docker_answers() { docker -H "unix://$1" version >/dev/null 2>&1; }
+ensure_dockerd() {
+    if [ -n "${NDS_DOCKER_SOCK:-}" ]; then
+        docker_answers "$NDS_DOCKER_SOCK" || die "no Docker engine answers on NDS_DOCKER_SOCK=$NDS_DOCKER_SOCK"
+        DOCKER_SOCK=$NDS_DOCKER_SOCK
+        return
+    fi
+    if [ -S /var/run/docker.sock ] && docker_answers /var/run/docker.sock; then
+        DOCKER_SOCK=/var/run/docker.sock
+        return
+    fi
+    need_pkgs docker.io
+    local base=/run/nds-dockerd
+    mkdir -p "$base" "$ROOT/target/dockerd"
+    DOCKER_SOCK=$base/docker.sock
+    log "starting a dockerd of our own on $DOCKER_SOCK"
+    dockerd --data-root "$ROOT/target/dockerd/data" --exec-root "$base/exec" \
+        --pidfile "$base/docker.pid" -H "unix://$DOCKER_SOCK" \
+        --bridge=none --iptables=false --ip6tables=false \
+        >"$ROOT/target/dockerd/dockerd.log" 2>&1 &
+    OWN_DOCKERD_PID=$!
+    for _ in $(seq 1 120); do
+        docker_answers "$DOCKER_SOCK" && return
+        kill -0 "$OWN_DOCKERD_PID" 2>/dev/null || { tail -20 "$ROOT/target/dockerd/dockerd.log"; die "dockerd exited"; }
+        sleep 0.5
+    done
+    tail -20 "$ROOT/target/dockerd/dockerd.log"
+    die "dockerd did not answer within 60 s"
+}
+stop_own_dockerd() {
+    [ -n "$OWN_DOCKERD_PID" ] || return 0
+    log "stopping our dockerd"
+    kill "$OWN_DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 1 60); do
+        kill -0 "$OWN_DOCKERD_PID" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    kill -9 "$OWN_DOCKERD_PID" 2>/dev/null || true
+}
+
+# A busybox image from Debian's busybox-static (no registry is needed).
+ensure_test_image() {
+    local image=${NDS_IMAGE:-nds-busybox}
+    docker -H "unix://$DOCKER_SOCK" image inspect "$image" >/dev/null 2>&1 && return
+    need_pkgs busybox-static
+    log "importing $image from busybox-static"
+    local d
+    d=$(mktemp -d)
+    mkdir -p "$d/bin" "$d/tmp" "$d/etc" "$d/proc" "$d/sys" "$d/dev" "$d/root"
+    cp /bin/busybox "$d/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [ -e "$d/bin/$a" ] || ln -s busybox "$d/bin/$a"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$d/etc/passwd"
+    echo 'root:x:0:' >"$d/etc/group"
+    tar -C "$d" -c . | docker -H "unix://$DOCKER_SOCK" import -c 'CMD ["/bin/sh"]' - "$image" >/dev/null
+    rm -rf "$d"
+}

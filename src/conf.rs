@@ -1,0 +1,176 @@
+//! Directives: `docker_stream on|off` and `docker_stream_timeout <time>|off`.
+
+use core::ffi::{c_char, c_void};
+use core::ptr;
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t,
+    ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_msec_t, ngx_str_t, ngx_uint_t, off_t,
+    NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+};
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::{Merge, MergeConfigError};
+use ngx::{ngx_conf_log_error, ngx_string};
+
+use docker_stream_logic::duration::parse_timeout;
+
+const UNSET_FLAG: ngx_flag_t = -1;
+const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
+/// Stored for `docker_stream_timeout off`.
+pub const TIMEOUT_OFF: ngx_msec_t = 0;
+
+#[derive(Debug)]
+#[repr(C)]
+pub struct LocConf {
+    /// `docker_stream`; an `ngx_flag_t` so that nginx's own flag slot parses it.
+    pub enable: ngx_flag_t,
+    /// Idle limit of a tunnel or long-poll in ms; `TIMEOUT_OFF` for none.
+    pub timeout: ngx_msec_t,
+}
+
+impl Default for LocConf {
+    fn default() -> Self {
+        Self {
+            enable: UNSET_FLAG,
+            timeout: UNSET_MSEC,
+        }
+    }
+}
+
+impl LocConf {
+    pub fn enabled(&self) -> bool {
+        self.enable == 1
+    }
+
+    pub fn idle_timeout(&self) -> Option<ngx_msec_t> {
+        (self.timeout != TIMEOUT_OFF).then_some(self.timeout)
+    }
+}
+
+impl Merge for LocConf {
+    fn merge(&mut self, prev: &Self) -> Result<(), MergeConfigError> {
+        if self.enable == UNSET_FLAG {
+            self.enable = if prev.enable == UNSET_FLAG {
+                1
+            } else {
+                prev.enable
+            };
+        }
+        if self.timeout == UNSET_MSEC {
+            self.timeout = if prev.timeout == UNSET_MSEC {
+                TIMEOUT_OFF
+            } else {
+                prev.timeout
+            };
+        }
+        Ok(())
+    }
+}
+
+/// nginx's default `client_max_body_size`.
+const NGINX_DEFAULT_BODY_LIMIT: off_t = 1024 * 1024;
+
+/// Merges as usual, then lifts nginx's default 1 MiB request body limit in locations
+/// where `docker_stream` is on: `docker cp`, `build` and `load` send archives of any size,
+/// and the daemon sets no limit. Any other `client_max_body_size` is kept.
+///
+/// # Safety
+/// Called by nginx with the parent's and this location's `LocConf`, while `cf->ctx`
+/// holds the location being merged (`ngx_http_merge_locations`).
+pub unsafe fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut c_char {
+    crate::guard::catch_conf(cf, || {
+        // SAFETY: see the function's contract; the core module merged before us.
+        unsafe {
+            let prev = &*prev.cast::<LocConf>();
+            let conf = &mut *conf.cast::<LocConf>();
+            if conf.merge(prev).is_err() {
+                return NGX_CONF_ERROR;
+            }
+            if conf.enabled() {
+                let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+                let index = (*ptr::addr_of!(ngx_http_core_module)).ctx_index;
+                let clcf = (*(*ctx).loc_conf.add(index)).cast::<ngx_http_core_loc_conf_t>();
+                if let Some(clcf) = clcf.as_mut() {
+                    if clcf.client_max_body_size == NGINX_DEFAULT_BODY_LIMIT {
+                        clcf.client_max_body_size = 0;
+                    }
+                }
+            }
+            NGX_CONF_OK
+        }
+    })
+}
+
+const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
+
+pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 3] = [
+    ngx_command_t {
+        name: ngx_string!("docker_stream"),
+        type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(ngx_conf_set_flag_slot),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: core::mem::offset_of!(LocConf, enable),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_stream_timeout"),
+        type_: (CONTEXT | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_timeout),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t::empty(),
+];
+
+extern "C" fn set_timeout(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    crate::guard::catch_conf(cf, || {
+        // SAFETY: nginx calls a directive handler with its loc conf (created by
+        // create_loc_conf as a LocConf) and cf->args holding the directive and one value.
+        let (conf, value) = unsafe {
+            let conf = &mut *conf.cast::<LocConf>();
+            let args = (*(*cf).args).as_slice::<ngx_str_t>();
+            (conf, args[1])
+        };
+        if conf.timeout != UNSET_MSEC {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"docker_stream_timeout\" directive is duplicate"
+            );
+            return NGX_CONF_ERROR;
+        }
+        let text = String::from_utf8_lossy(value.as_bytes());
+        match parse_timeout(&text) {
+            Ok(None) => conf.timeout = TIMEOUT_OFF,
+            // In other nginx timeouts 0 means "expire at once"; refuse the ambiguity.
+            Ok(Some(0)) => {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "\"docker_stream_timeout\" must be positive or \"off\""
+                );
+                return NGX_CONF_ERROR;
+            }
+            Ok(Some(ms)) => conf.timeout = ms as ngx_msec_t,
+            Err(e) => {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "\"docker_stream_timeout\": {e}, use a time like \"1h\" or \"off\""
+                );
+                return NGX_CONF_ERROR;
+            }
+        }
+        NGX_CONF_OK
+    })
+}

@@ -1,0 +1,434 @@
+//! The tunnel: a half-close-aware relay between the client and the daemon.
+//!
+//! nginx's own relay (`ngx_http_upstream_process_upgraded`) ends the request as soon as
+//! either side reaches EOF. The docker CLI shuts down its write side when stdin ends, and
+//! at once without `-i`, so everything the container prints afterwards would be lost. This
+//! relay turns the client's EOF into `shutdown(SHUT_WR)` towards the daemon and keeps
+//! forwarding the daemon's output until the daemon closes.
+//!
+//! How it takes over: `ngx_http_upstream_upgrade()` installs nginx's four relay handlers,
+//! flushes the response head through the body filter chain, and then runs its relay once,
+//! directly. Our body filter sees that flush ([`install`]) and replaces the handlers. To keep
+//! that one direct run from reading either socket (and finalizing on a client EOF it would
+//! discover), the read events' `ready` and the client's `eof` flags are parked in the
+//! context and the client read event is posted; our first run restores them.
+//!
+//! Ending: `ngx_http_upstream_finalize_request()` is static, so the relay ends the request
+//! through nginx's saved upstream read handler, with the upstream marked at EOF and the
+//! to-client buffer empty: nginx then finalizes with its usual status and log line.
+
+use core::ptr;
+
+use nginx_sys::{
+    ngx_buf_t, ngx_connection_t, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event,
+    ngx_http_request_t, ngx_http_upstream_handler_pt, ngx_http_upstream_t, ngx_http_write_filter,
+    ngx_int_t, ngx_msec_t, ngx_palloc, ngx_pcalloc, ngx_post_event, ngx_posted_events, off_t,
+    NGX_AGAIN, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
+};
+use ngx::http::HttpModuleLocationConf;
+use ngx::ngx_log_error;
+
+use crate::{guard, DockerStreamModule};
+
+/// How the request became a tunnel; `$docker_stream` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A raw-stream 2xx that this module switched (`upgrade`).
+    Switched,
+    /// A 101 from the daemon itself (`101`).
+    Native,
+}
+
+/// Per-request state, allocated from the request pool (plain data, never dropped).
+pub struct Tunnel {
+    pub mode: Mode,
+    installed: bool,
+    started: bool,
+    finished: bool,
+    parked_client_ready: bool,
+    parked_client_eof: bool,
+    parked_upstream_ready: bool,
+    nginx_read_upstream: ngx_http_upstream_handler_pt,
+    client_eof: bool,
+    upstream_eof: bool,
+    upstream_shut: bool,
+    upstream_write_failed: bool,
+    timeout: ngx_msec_t,
+}
+
+fn module_ctx_index() -> usize {
+    // SAFETY: ctx_index is set once by nginx while loading the configuration.
+    unsafe { (*ptr::addr_of!(crate::ngx_http_docker_stream_module)).ctx_index }
+}
+
+/// The request's tunnel, if the header filter made one.
+///
+/// # Safety
+/// `r` must be a valid request.
+pub unsafe fn get(r: *mut ngx_http_request_t) -> Option<&'static mut Tunnel> {
+    let ctx = *(*r).ctx.add(module_ctx_index());
+    ctx.cast::<Tunnel>().as_mut()
+}
+
+/// Marks the request as a tunnel; the relay takes over when nginx upgrades it.
+///
+/// # Safety
+/// `r` must be a valid main request with an upstream.
+pub unsafe fn attach(r: *mut ngx_http_request_t, mode: Mode) -> ngx_int_t {
+    let t = ngx_pcalloc((*r).pool, core::mem::size_of::<Tunnel>()).cast::<Tunnel>();
+    if t.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    let timeout = DockerStreamModule::location_conf(&*r)
+        .and_then(|c| c.idle_timeout())
+        .unwrap_or(0);
+    t.write(Tunnel {
+        mode,
+        installed: false,
+        started: false,
+        finished: false,
+        parked_client_ready: false,
+        parked_client_eof: false,
+        parked_upstream_ready: false,
+        nginx_read_upstream: None,
+        client_eof: false,
+        upstream_eof: false,
+        upstream_shut: false,
+        upstream_write_failed: false,
+        timeout,
+    });
+    *(*r).ctx.add(module_ctx_index()) = t.cast();
+    NGX_OK as ngx_int_t
+}
+
+/// Whether the body filter should call [`install`] now: the tunnel exists, nginx has
+/// switched the request to upgraded mode, and our handlers are not yet in place.
+pub fn wants_install(t: &Tunnel, u: &ngx_http_upstream_t) -> bool {
+    !t.installed && u.upgrade() != 0 && u.header_sent() != 0
+}
+
+/// Replaces nginx's upgraded-connection handlers with ours. Called from the body filter
+/// while `ngx_http_upstream_upgrade()` flushes the head.
+///
+/// # Safety
+/// `r` must be the main request being upgraded, with a connected upstream.
+pub unsafe fn install(r: *mut ngx_http_request_t, t: &mut Tunnel) {
+    let u = (*r).upstream;
+    let c = (*r).connection;
+    let pc = (*u).peer.connection;
+
+    t.installed = true;
+    t.nginx_read_upstream = (*u).read_event_handler;
+    (*u).read_event_handler = Some(upstream_event);
+    (*u).write_event_handler = Some(upstream_event);
+    (*r).read_event_handler = Some(client_event);
+    (*r).write_event_handler = Some(client_event);
+
+    let (rev, prev) = ((*c).read, (*pc).read);
+    t.parked_client_ready = (*rev).ready() != 0;
+    t.parked_client_eof = (*rev).eof() != 0;
+    t.parked_upstream_ready = (*prev).ready() != 0;
+    (*rev).set_ready(0);
+    (*rev).set_eof(0);
+    (*prev).set_ready(0);
+    ngx_post_event(rev, ptr::addr_of_mut!(ngx_posted_events));
+}
+
+unsafe extern "C" fn client_event(r: *mut ngx_http_request_t) {
+    run(r);
+}
+
+unsafe extern "C" fn upstream_event(r: *mut ngx_http_request_t, _u: *mut ngx_http_upstream_t) {
+    run(r);
+}
+
+unsafe fn run(r: *mut ngx_http_request_t) {
+    let log = (*(*r).connection).log;
+    guard::catch_event(
+        log,
+        || {
+            // SAFETY: nginx calls the handlers with a live request whose upstream we own.
+            unsafe { relay(r) }
+        },
+        || {
+            // SAFETY: as above; ends the request the way a failed relay would.
+            unsafe {
+                if let Some(t) = get(r) {
+                    finish(r, t, End::Error)
+                }
+            }
+        },
+    );
+}
+
+/// How a tunnel ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The daemon closed and everything it sent was delivered.
+    Done,
+    /// `docker_stream_timeout` passed with no data in either direction.
+    Idle,
+    /// A socket failed or the client vanished; undelivered data is dropped.
+    Error,
+}
+
+#[derive(Default)]
+struct Pumped {
+    moved: bool,
+    src_eof: bool,
+    src_error: bool,
+    dst_error: bool,
+}
+
+/// Moves bytes from `src` through `b` to `dst` until neither side can make progress.
+unsafe fn pump(
+    src: *mut ngx_connection_t,
+    dst: *mut ngx_connection_t,
+    b: *mut ngx_buf_t,
+    mut can_recv: bool,
+    can_send: bool,
+    mut received: Option<&mut off_t>,
+) -> Pumped {
+    let mut out = Pumped::default();
+    loop {
+        let mut progress = false;
+        let pending = (*b).last.offset_from((*b).pos) as usize;
+        if can_send && pending > 0 && (*(*dst).write).ready() != 0 {
+            let send = (*dst).send.expect("connection send handler");
+            let n = send(dst, (*b).pos, pending);
+            if n == NGX_ERROR as isize {
+                out.dst_error = true;
+                return out;
+            }
+            if n > 0 {
+                (*b).pos = (*b).pos.add(n as usize);
+                if (*b).pos == (*b).last {
+                    (*b).pos = (*b).start;
+                    (*b).last = (*b).start;
+                }
+                progress = true;
+            }
+        }
+        let space = (*b).end.offset_from((*b).last) as usize;
+        if can_recv && space > 0 && (*(*src).read).ready() != 0 {
+            let recv = (*src).recv.expect("connection recv handler");
+            let n = recv(src, (*b).last, space);
+            if n > 0 {
+                (*b).last = (*b).last.add(n as usize);
+                if let Some(count) = received.as_deref_mut() {
+                    *count += n as off_t;
+                }
+                progress = true;
+            } else if n == 0 {
+                out.src_eof = true;
+                can_recv = false;
+            } else if n != NGX_AGAIN as isize {
+                out.src_error = true;
+                can_recv = false;
+            }
+        }
+        if !progress {
+            return out;
+        }
+        out.moved = true;
+    }
+}
+
+fn is_empty(b: &ngx_buf_t) -> bool {
+    b.pos == b.last
+}
+
+unsafe fn del_timer(ev: *mut ngx_event_t) {
+    if (*ev).timer_set() != 0 {
+        nginx_sys::ngx_del_timer(ev);
+    }
+}
+
+unsafe fn relay(r: *mut ngx_http_request_t) {
+    let Some(t) = get(r) else { return };
+    if t.finished {
+        return;
+    }
+    let u = (*r).upstream;
+    let c = (*r).connection;
+    let pc = (*u).peer.connection;
+    let log = (*c).log;
+
+    if !t.started {
+        t.started = true;
+        if t.parked_client_ready {
+            (*(*c).read).set_ready(1);
+        }
+        if t.parked_client_eof {
+            (*(*c).read).set_eof(1);
+            t.client_eof = true;
+        }
+        if t.parked_upstream_ready {
+            (*(*pc).read).set_ready(1);
+        }
+        // nginx's one direct relay run armed proxy_read_timeout and send_timeout timers.
+        for ev in [(*c).read, (*c).write, (*pc).read, (*pc).write] {
+            del_timer(ev);
+        }
+    }
+
+    if (*(*pc).read).timedout() != 0 {
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            log,
+            "docker_stream: no data for {} ms (docker_stream_timeout), closing the stream",
+            t.timeout
+        );
+        return finish(r, t, End::Idle);
+    }
+
+    // The response head may still be queued if the client was not writable.
+    if !(*r).out.is_null()
+        && (*(*c).write).ready() != 0
+        && ngx_http_write_filter(r, ptr::null_mut()) == NGX_ERROR as ngx_int_t
+    {
+        return finish(r, t, End::Error);
+    }
+    let head_sent = (*r).out.is_null();
+
+    let received = (*u).state.as_mut().map(|s| &mut s.bytes_received);
+    let down = pump(
+        pc,
+        c,
+        &mut (*u).buffer,
+        !t.upstream_eof,
+        head_sent,
+        received,
+    );
+
+    let mut up = Pumped::default();
+    let hin = (*r).header_in;
+    if !hin.is_null() && !is_empty(&*hin) {
+        // Bytes the client sent right behind the request head go first, as stream bytes.
+        up = pump(c, pc, hin, false, !t.upstream_write_failed, None);
+    }
+    if hin.is_null() || is_empty(&*hin) {
+        let b = ptr::addr_of_mut!((*u).from_client);
+        if (*b).start.is_null() {
+            let size = (*(*u).conf).buffer_size;
+            let start = ngx_palloc((*r).pool, size).cast::<u8>();
+            if start.is_null() {
+                return finish(r, t, End::Error);
+            }
+            (*b).start = start;
+            (*b).pos = start;
+            (*b).last = start;
+            (*b).end = start.add(size);
+            (*b).set_temporary(1);
+        }
+        let more = pump(c, pc, b, !t.client_eof, !t.upstream_write_failed, None);
+        up.moved |= more.moved;
+        up.src_eof |= more.src_eof;
+        up.src_error |= more.src_error;
+        up.dst_error |= more.dst_error;
+        if t.upstream_write_failed {
+            (*b).pos = (*b).start;
+            (*b).last = (*b).start;
+        }
+    }
+
+    if down.dst_error || up.src_error {
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            log,
+            "docker_stream: client connection failed, {} bytes from the daemon not delivered",
+            (*u).buffer.last.offset_from((*u).buffer.pos)
+        );
+        return finish(r, t, End::Error);
+    }
+    if up.src_eof {
+        t.client_eof = true;
+    }
+    if down.src_eof || down.src_error {
+        t.upstream_eof = true;
+    }
+    if up.dst_error && !t.upstream_write_failed {
+        t.upstream_write_failed = true;
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            log,
+            "docker_stream: the daemon stopped reading, discarding the client's further input"
+        );
+    }
+
+    let client_drained = (hin.is_null() || is_empty(&*hin)) && is_empty(&(*u).from_client);
+    if t.client_eof && !t.upstream_shut && (client_drained || t.upstream_write_failed) {
+        t.upstream_shut = true;
+        half_close(pc);
+    }
+
+    if t.upstream_eof && is_empty(&(*u).buffer) && (*r).out.is_null() {
+        return finish(r, t, End::Done);
+    }
+
+    if ngx_handle_write_event((*pc).write, 0) != NGX_OK as ngx_int_t
+        || ngx_handle_read_event((*pc).read, 0) != NGX_OK as ngx_int_t
+        || ngx_handle_write_event((*c).write, 0) != NGX_OK as ngx_int_t
+        || ngx_handle_read_event((*c).read, 0) != NGX_OK as ngx_int_t
+    {
+        return finish(r, t, End::Error);
+    }
+
+    if t.timeout != 0 && (down.moved || up.moved || (*(*pc).read).timer_set() == 0) {
+        nginx_sys::ngx_add_timer((*pc).read, t.timeout);
+    }
+}
+
+/// Passes the client's EOF on to the daemon: it sees stdin end and keeps its output going.
+unsafe fn half_close(pc: *mut ngx_connection_t) {
+    if !(*pc).ssl.is_null() {
+        // A TLS upstream would need close_notify without closing; not supported yet, so
+        // the daemon keeps waiting for stdin until it exits on its own.
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            (*pc).log,
+            "docker_stream: client closed its input; not forwarded to a TLS upstream"
+        );
+        return;
+    }
+    // SAFETY: fd is the upstream's open socket; shutting its write side is what a direct
+    // client does when stdin ends.
+    if libc::shutdown((*pc).fd, libc::SHUT_WR) == -1 {
+        let err = std::io::Error::last_os_error();
+        // ENOTCONN: the daemon already closed; the relay will see its EOF.
+        if err.raw_os_error() != Some(libc::ENOTCONN) {
+            ngx_log_error!(
+                NGX_LOG_INFO,
+                (*pc).log,
+                "docker_stream: shutdown() failed: {err}"
+            );
+        }
+    }
+}
+
+/// Ends the request through nginx's upstream code (see the module docs).
+unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
+    if t.finished {
+        return;
+    }
+    t.finished = true;
+    let u = (*r).upstream;
+    let c = (*r).connection;
+    let pc = (*u).peer.connection;
+
+    if how != End::Done {
+        (*u).buffer.pos = (*u).buffer.last;
+    }
+    if how == End::Idle {
+        (*(*pc).read).set_timedout(1);
+    }
+    (*(*c).write).set_timedout(0);
+    (*(*pc).write).set_timedout(0);
+    (*(*pc).read).set_eof(1);
+    (*(*pc).read).set_ready(0);
+
+    // Always set by install(), which runs before any of our handlers can.
+    if let Some(h) = t.nginx_read_upstream {
+        h(r, u);
+    }
+}

@@ -1,0 +1,505 @@
+//! The docker CLI cases of the matrix. Each case sets up what it needs on the direct
+//! socket, runs one command against `host`, and returns its result in a form that is the
+//! same on every correct path (container IDs and timestamps left out).
+
+use std::time::Duration;
+
+use crate::cli::{direct, docker, docker_env, Containers, Input, Out};
+use crate::{image, pseudo_random, sha256_hex, unique, Cli};
+
+pub struct Case {
+    pub name: &'static str,
+    /// Uses a hijacked connection (attach/exec start): these fail through stock nginx.
+    pub hijack: bool,
+    pub run: fn(&Ctx) -> Out,
+    /// What the direct socket's stdout must contain, so that a case where both paths
+    /// print nothing cannot pass.
+    pub expect: &'static str,
+}
+
+/// Where and how a case runs.
+pub struct Ctx<'a> {
+    pub cli: &'a Cli,
+    pub host: &'a str,
+    /// Limit for the command under test (setup has its own).
+    pub timeout: Duration,
+}
+
+fn img() -> String {
+    image()
+}
+
+fn sleeper(c: &mut Containers) -> String {
+    let id = direct(&["run", "-d", "--network", "none", &img(), "sleep", "300"]);
+    c.0.push(id.clone());
+    id
+}
+
+fn run_echo(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    docker(
+        cli,
+        host,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &img(),
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        Input::None,
+        t,
+    )
+}
+
+fn run_i(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    docker(
+        cli,
+        host,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            &img(),
+            "tr",
+            "a-z",
+            "A-Z",
+        ],
+        Input::Bytes(b"hello\nworld\n".to_vec()),
+        t,
+    )
+}
+
+fn run_i_slow_reader(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let lines: String = (0..40).map(|i| format!("line {i}\n")).collect();
+    docker(
+        cli,
+        host,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            &img(),
+            "sh",
+            "-c",
+            "while read l; do usleep 20000; echo \"got $l\"; done; echo end",
+        ],
+        Input::Bytes(lines.into_bytes()),
+        t,
+    )
+}
+
+fn run_i_slow_writer(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    docker(
+        cli,
+        host,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            &img(),
+            "sh",
+            "-c",
+            "cat; echo done",
+        ],
+        Input::Slow(
+            (0..5).map(|i| format!("tick {i}")).collect(),
+            Duration::from_millis(300),
+        ),
+        t,
+    )
+}
+
+fn run_t(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    docker(
+        cli,
+        host,
+        &[
+            "run",
+            "--rm",
+            "-t",
+            "--network",
+            "none",
+            &img(),
+            "sh",
+            "-c",
+            "echo tty; tty; exit 4",
+        ],
+        Input::None,
+        t,
+    )
+}
+
+fn exec_plain(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let mut c = Containers(vec![]);
+    let id = sleeper(&mut c);
+    docker(
+        cli,
+        host,
+        &["exec", &id, "sh", "-c", "echo a; echo b >&2; exit 2"],
+        Input::None,
+        t,
+    )
+}
+
+fn exec_i(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let mut c = Containers(vec![]);
+    let id = sleeper(&mut c);
+    docker(
+        cli,
+        host,
+        &["exec", "-i", &id, "tr", "a-z", "A-Z"],
+        Input::Bytes(b"abc\ndef\n".to_vec()),
+        t,
+    )
+}
+
+fn exec_t(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let mut c = Containers(vec![]);
+    let id = sleeper(&mut c);
+    docker(cli, host, &["exec", "-t", &id, "echo", "x"], Input::None, t)
+}
+
+fn attach(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let mut c = Containers(vec![]);
+    let id = direct(&[
+        "run",
+        "-d",
+        "-i",
+        "--network",
+        "none",
+        &img(),
+        "sh",
+        "-c",
+        "read a; echo \"got $a\"; read b; echo \"got $b\" >&2; sleep 1; exit 5",
+    ]);
+    c.0.push(id.clone());
+    // The daemon drops a plain attach's output once its stdin ends: write slowly and
+    // end stdin only after the answers, so the case does not race the daemon.
+    let lines = vec!["one".to_string(), "two".to_string()];
+    docker(
+        cli,
+        host,
+        &["attach", &id],
+        Input::Slow(lines, Duration::from_millis(400)),
+        t,
+    )
+}
+
+fn finished(cmd: &str) -> (Containers, String) {
+    let id = direct(&["run", "-d", "--network", "none", &img(), "sh", "-c", cmd]);
+    direct(&["wait", &id]);
+    (Containers(vec![id.clone()]), id)
+}
+
+fn logs(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let (_c, id) = finished("echo l1; echo e1 >&2; echo l2");
+    docker(cli, host, &["logs", &id], Input::None, t)
+}
+
+fn logs_follow(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let mut c = Containers(vec![]);
+    let id = direct(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        &img(),
+        "sh",
+        "-c",
+        "echo first; sleep 2; echo second",
+    ]);
+    c.0.push(id.clone());
+    docker(cli, host, &["logs", "-f", &id], Input::None, t)
+}
+
+fn events(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let label = unique("nds-events");
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let id = direct(&[
+        "run",
+        "-d",
+        "--label",
+        &format!("nds={label}"),
+        "--network",
+        "none",
+        &img(),
+        "true",
+    ]);
+    direct(&["wait", &id]);
+    direct(&["rm", &id]);
+    let until = (start + 3).max(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1,
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    docker(
+        cli,
+        host,
+        &[
+            "events",
+            "--since",
+            &start.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            &format!("label=nds={label}"),
+            "--format",
+            "{{.Type}} {{.Action}}",
+        ],
+        Input::None,
+        t,
+    )
+}
+
+fn wait_long(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    // Outlives the matrix's 3 s proxy_read_timeout.
+    let mut c = Containers(vec![]);
+    let id = direct(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        &img(),
+        "sh",
+        "-c",
+        "sleep 5; exit 7",
+    ]);
+    c.0.push(id.clone());
+    docker(cli, host, &["wait", &id], Input::None, t)
+}
+
+fn cp_both_ways(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let mut c = Containers(vec![]);
+    let id = sleeper(&mut c);
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(3 << 20, 7);
+    let src = dir.path().join("in.bin");
+    std::fs::write(&src, &data).unwrap();
+    let to = docker(
+        cli,
+        host,
+        &["cp", src.to_str().unwrap(), &format!("{id}:/tmp/f.bin")],
+        Input::None,
+        t,
+    );
+    if !to.ok() {
+        return to;
+    }
+    let dst = dir.path().join("out.bin");
+    let from = docker(
+        cli,
+        host,
+        &["cp", &format!("{id}:/tmp/f.bin"), dst.to_str().unwrap()],
+        Input::None,
+        t,
+    );
+    if !from.ok() {
+        return from;
+    }
+    let back = std::fs::read(&dst).unwrap_or_default();
+    Out {
+        code: Some(0),
+        stdout: format!("same={}\n", back == data).into_bytes(),
+        stderr: String::new(),
+        timed_out: false,
+    }
+}
+
+fn build_legacy(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY data.txt /data.txt\nRUN tr a-z A-Z < /data.txt > /up.txt\nCMD [\"cat\", \"/up.txt\"]\n", img()),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("data.txt"), "built through the proxy\n").unwrap();
+    let tag = unique("nds-build").to_lowercase();
+    let b = docker_env(
+        cli,
+        host,
+        &[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            &tag,
+            dir.path().to_str().unwrap(),
+        ],
+        Input::None,
+        t,
+        &[("DOCKER_BUILDKIT", "0")],
+    );
+    if !b.ok() {
+        return b;
+    }
+    let out = docker(
+        cli,
+        host,
+        &["run", "--rm", "--network", "none", &tag],
+        Input::None,
+        t,
+    );
+    let _ = docker(
+        cli,
+        &crate::direct_host(),
+        &["rmi", "-f", &tag],
+        Input::None,
+        t,
+    );
+    out
+}
+
+fn stdin_64m(x: &Ctx) -> Out {
+    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    let data = pseudo_random(64 << 20, 64);
+    let want = sha256_hex(&data);
+    let out = docker(
+        cli,
+        host,
+        &["run", "--rm", "-i", "--network", "none", &img(), "cat"],
+        Input::Bytes(data),
+        t * 2,
+    );
+    Out {
+        stdout: format!(
+            "len={} sha_ok={}\n",
+            out.stdout.len(),
+            sha256_hex(&out.stdout) == want
+        )
+        .into_bytes(),
+        ..out
+    }
+}
+
+pub fn all() -> Vec<Case> {
+    vec![
+        Case {
+            name: "run",
+            hijack: true,
+            run: run_echo,
+            expect: "out\n",
+        },
+        Case {
+            name: "run -i",
+            hijack: true,
+            run: run_i,
+            expect: "HELLO\nWORLD\n",
+        },
+        Case {
+            name: "run -i (slow reader)",
+            hijack: true,
+            run: run_i_slow_reader,
+            expect: "got line 39\nend\n",
+        },
+        Case {
+            name: "run -i (slow writer)",
+            hijack: true,
+            run: run_i_slow_writer,
+            expect: "tick 4\ndone\n",
+        },
+        Case {
+            name: "run -t",
+            hijack: true,
+            run: run_t,
+            expect: "tty\r\n/dev/pts/",
+        },
+        Case {
+            name: "exec",
+            hijack: true,
+            run: exec_plain,
+            expect: "a\n",
+        },
+        Case {
+            name: "exec -i",
+            hijack: true,
+            run: exec_i,
+            expect: "ABC\nDEF\n",
+        },
+        Case {
+            name: "exec -t",
+            hijack: true,
+            run: exec_t,
+            expect: "x\r\n",
+        },
+        Case {
+            name: "attach",
+            hijack: true,
+            run: attach,
+            expect: "got one\n",
+        },
+        Case {
+            name: "logs",
+            hijack: false,
+            run: logs,
+            expect: "l1\nl2\n",
+        },
+        Case {
+            name: "logs -f",
+            hijack: false,
+            run: logs_follow,
+            expect: "first\nsecond\n",
+        },
+        Case {
+            name: "events",
+            hijack: false,
+            run: events,
+            expect: "container create",
+        },
+        Case {
+            name: "wait (> proxy_read_timeout)",
+            hijack: false,
+            run: wait_long,
+            expect: "7\n",
+        },
+        Case {
+            name: "cp both ways",
+            hijack: false,
+            run: cp_both_ways,
+            expect: "same=true",
+        },
+        Case {
+            name: "build (legacy)",
+            hijack: false,
+            run: build_legacy,
+            expect: "BUILT THROUGH THE PROXY",
+        },
+        Case {
+            name: "64 MiB stdin round trip",
+            hijack: true,
+            run: stdin_64m,
+            expect: "len=67108864 sha_ok=true",
+        },
+    ]
+}

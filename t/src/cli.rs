@@ -1,0 +1,227 @@
+//! Runs the real docker CLIs with a bounded time, piped stdin and captured output.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A docker CLI binary. `cli28` demands a 101 for hijacks; `cli20` (Debian's docker.io)
+/// also accepts a 200 that ends with the connection.
+#[derive(Clone, Debug)]
+pub struct Cli {
+    pub name: &'static str,
+    pub path: PathBuf,
+}
+
+impl Cli {
+    /// The CLIs present on this machine (at least one is required).
+    pub fn all() -> Vec<Cli> {
+        let mut v = Vec::new();
+        for (name, path) in [
+            ("cli28", "/usr/local/bin/docker"),
+            ("cli20", "/usr/bin/docker"),
+        ] {
+            if std::path::Path::new(path).exists() {
+                v.push(Cli {
+                    name,
+                    path: path.into(),
+                });
+            }
+        }
+        assert!(!v.is_empty(), "no docker CLI found");
+        v
+    }
+
+    /// The CLI used for setup and teardown on the direct socket.
+    pub fn setup() -> Cli {
+        Cli::all().remove(0)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    None,
+    Bytes(Vec<u8>),
+    /// Lines written with a pause before each, and one more pause before EOF.
+    Slow(Vec<String>, Duration),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl Out {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn ok(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+
+    /// A one-line summary for tables and assertion messages.
+    pub fn brief(&self) -> String {
+        let cut = |s: &str| {
+            let s = s.replace('\n', "\\n").replace('\r', "\\r");
+            if s.len() > 120 {
+                format!("{}...", &s[..120])
+            } else {
+                s
+            }
+        };
+        format!(
+            "code={:?}{} stdout={:?} stderr={:?}",
+            self.code,
+            if self.timed_out { " TIMEOUT" } else { "" },
+            cut(&self.stdout_str()),
+            cut(&self.stderr)
+        )
+    }
+}
+
+/// An empty `DOCKER_CONFIG` so that the user's config does not leak into tests.
+fn config_dir() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("config.json"), "{}").unwrap();
+        d
+    })
+    .path()
+    .to_path_buf()
+}
+
+/// Runs `docker args...` against `host`; kills it after `timeout`.
+pub fn docker(cli: &Cli, host: &str, args: &[&str], input: Input, timeout: Duration) -> Out {
+    docker_env(cli, host, args, input, timeout, &[])
+}
+
+pub fn docker_env(
+    cli: &Cli,
+    host: &str,
+    args: &[&str],
+    input: Input,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Out {
+    let mut cmd = Command::new(&cli.path);
+    cmd.args(args)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(if matches!(input, Input::None) {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !env.iter().any(|(k, _)| *k == "DOCKER_CONFIG") {
+        cmd.env("DOCKER_CONFIG", config_dir());
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cli.path));
+
+    let writer = child.stdin.take().map(|mut stdin| {
+        thread::spawn(move || match input {
+            Input::Bytes(b) => {
+                let _ = stdin.write_all(&b);
+            }
+            Input::Slow(lines, pause) => {
+                for l in lines {
+                    thread::sleep(pause);
+                    if stdin.write_all(format!("{l}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                thread::sleep(pause);
+            }
+            Input::None => {}
+        })
+    });
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    Out {
+        code: status.code(),
+        stdout: out_t.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+        timed_out,
+    }
+}
+
+/// Setup/teardown helper on the direct socket: runs and expects success.
+pub fn direct(args: &[&str]) -> String {
+    let out = docker(
+        &Cli::setup(),
+        &crate::direct_host(),
+        args,
+        Input::None,
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.ok(),
+        "setup `docker {}` failed: {}",
+        args.join(" "),
+        out.brief()
+    );
+    out.stdout_str().trim().to_string()
+}
+
+/// Removes containers even if a test failed half-way.
+pub struct Containers(pub Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut args = vec!["rm", "-f"];
+        args.extend(self.0.iter().map(String::as_str));
+        let _ = docker(
+            &Cli::setup(),
+            &crate::direct_host(),
+            &args,
+            Input::None,
+            Duration::from_secs(30),
+        );
+    }
+}

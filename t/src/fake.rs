@@ -1,0 +1,99 @@
+//! A scripted fake daemon on a unix socket, for byte-exact cases dockerd cannot produce.
+//! Each connection runs the script in its own thread; it reads the request head itself.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+pub struct FakeDaemon {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+/// The request head as the fake daemon received it.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub request_line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl FakeDaemon {
+    pub fn start<F>(script: F) -> FakeDaemon
+    where
+        F: Fn(Head, BufReader<UnixStream>) + Send + Sync + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fake.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let script = Arc::new(script);
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let script = script.clone();
+                thread::spawn(move || {
+                    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                    let mut r = BufReader::new(conn);
+                    if let Some(head) = read_head(&mut r) {
+                        script(head, r);
+                    }
+                });
+            }
+        });
+        FakeDaemon { dir, path }
+    }
+
+    /// Upstream for `proxy_pass http://...`.
+    pub fn upstream(&self) -> String {
+        format!("unix:{}", self.path.display())
+    }
+}
+
+/// Reads a request head and, if it has a Content-Length, its body.
+pub fn read_head(r: &mut BufReader<UnixStream>) -> Option<Head> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    if line.is_empty() {
+        return None;
+    }
+    let request_line = line.trim_end().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).ok()?;
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let head = Head {
+        request_line,
+        headers,
+    };
+    if let Some(n) = head
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut body = vec![0; n];
+        r.read_exact(&mut body).ok()?;
+    }
+    Some(head)
+}
+
+pub fn write_all(r: &mut BufReader<UnixStream>, data: &[u8]) -> std::io::Result<()> {
+    r.get_mut().write_all(data)
+}

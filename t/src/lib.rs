@@ -1,0 +1,86 @@
+//! Test harness: the real nginx binary (with or without the module), the real dockerd
+//! (`NDS_DOCKER_SOCK`), the real docker CLIs, and a few helpers around them.
+//!
+//! Environment (set by `scripts/test`):
+//! - `NDS_DOCKER_SOCK`: the daemon's socket (default `/var/run/docker.sock`)
+//! - `NDS_IMAGE`: a busybox image made with `docker import` (default `nds-busybox`)
+//! - `NDS_NGINX`, `NDS_MODULE`: the nginx binary and module (default: `target/nginx/...`)
+
+pub mod cases;
+pub mod cli;
+pub mod fake;
+pub mod nginx;
+
+use std::path::PathBuf;
+
+pub use cli::{docker, Cli, Input, Out};
+pub use nginx::{Nginx, NginxConf, Recipe};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn env_path(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
+}
+
+pub fn nginx_bin() -> PathBuf {
+    env_path("NDS_NGINX", root().join("target/nginx/sbin/nginx"))
+}
+
+pub fn module_path() -> PathBuf {
+    env_path(
+        "NDS_MODULE",
+        root().join("target/nginx/modules/ngx_http_docker_stream_module.so"),
+    )
+}
+
+pub fn docker_sock() -> PathBuf {
+    env_path("NDS_DOCKER_SOCK", PathBuf::from("/var/run/docker.sock"))
+}
+
+/// `DOCKER_HOST` for the direct socket: the baseline every case is compared with.
+pub fn direct_host() -> String {
+    format!("unix://{}", docker_sock().display())
+}
+
+pub fn image() -> String {
+    std::env::var("NDS_IMAGE").unwrap_or_else(|_| "nds-busybox".to_string())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// A unique-enough suffix for names and labels.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,269 @@
+//! Starts the real nginx in the foreground with a generated configuration.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The proxy configurations the matrix runs through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipe {
+    /// `proxy_pass` and nothing else: nginx defaults (buffering on, HTTP/1.0 upstream).
+    Defaults,
+    /// `proxy_buffering off`.
+    BufferingOff,
+    /// The usual WebSocket recipe: HTTP/1.1 upstream, Upgrade and Connection forwarded.
+    WebSocket,
+    /// `auth_request` to a second server in the same nginx.
+    AuthRequest,
+    /// `nginx-config/docker-api.conf`, the configuration we recommend.
+    Recommended,
+}
+
+impl Recipe {
+    pub const ALL: [Recipe; 5] = [
+        Recipe::Defaults,
+        Recipe::BufferingOff,
+        Recipe::WebSocket,
+        Recipe::AuthRequest,
+        Recipe::Recommended,
+    ];
+
+    /// Directives inside `location /`, proxying to `upstream` (e.g. `unix:/var/run/docker.sock`).
+    pub fn location(self, upstream: &str) -> String {
+        let pass = format!("proxy_pass http://{upstream};");
+        match self {
+            Recipe::Defaults => pass,
+            Recipe::BufferingOff => format!("proxy_buffering off; {pass}"),
+            Recipe::WebSocket => format!(
+                "proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; \
+                 proxy_set_header Connection \"upgrade\"; {pass}"
+            ),
+            Recipe::AuthRequest => format!("auth_request /_auth; {pass}"),
+            Recipe::Recommended => format!(
+                "include {}; {pass}",
+                crate::root().join("nginx-config/docker-api.conf").display()
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NginxConf {
+    /// Load the module (false: the control, stock nginx).
+    pub module: bool,
+    /// Directives inside `location /`.
+    pub location: String,
+    /// Extra directives in `server {}` (e.g. more locations).
+    pub server: String,
+    /// Extra directives in `http {}`.
+    pub http: String,
+}
+
+impl NginxConf {
+    pub fn new(module: bool, recipe: Recipe, upstream: &str) -> Self {
+        NginxConf {
+            module,
+            location: recipe.location(upstream),
+            server: String::new(),
+            http: String::new(),
+        }
+    }
+
+    /// The direct docker socket as upstream.
+    pub fn docker(module: bool, recipe: Recipe) -> Self {
+        Self::new(
+            module,
+            recipe,
+            &format!("unix:{}", crate::docker_sock().display()),
+        )
+    }
+}
+
+/// A running nginx; stopped on drop.
+pub struct Nginx {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    /// Port of the auth server block (`/_auth` subrequests go there).
+    pub auth_port: u16,
+}
+
+const LOG_FORMAT: &str = "log_format ds '$request_method $uri $status ds=$docker_stream \
+    bs=$bytes_sent ubs=$upstream_bytes_sent ubr=$upstream_bytes_received rt=$request_time';";
+
+impl Nginx {
+    pub fn start(conf: &NginxConf) -> Nginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = crate::free_port();
+        let auth_port = crate::free_port();
+        let text = render(conf, dir.path(), port, auth_port);
+        std::fs::write(dir.path().join("nginx.conf"), &text).unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+
+        let child = Command::new(crate::nginx_bin())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nginx");
+        let mut n = Nginx {
+            child: Some(child),
+            dir,
+            port,
+            auth_port,
+        };
+        n.wait_ready();
+        n
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "nginx exited at start ({s}):\n{}\nconfig:\n{}",
+                    self.error_log(),
+                    std::fs::read_to_string(self.dir.path().join("nginx.conf")).unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nginx did not listen in time:\n{}", self.error_log());
+    }
+
+    pub fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default()
+    }
+
+    /// No worker died, no Rust panic was caught, nothing at `alert` level or worse.
+    pub fn assert_healthy(&self) {
+        let log = self.error_log();
+        for bad in ["exited on signal", "internal error", "[alert]", "[emerg]"] {
+            assert!(
+                !log.contains(bad),
+                "nginx error log contains {bad:?}:\n{log}"
+            );
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nginx.conf")
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY-free: a plain signal to our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn render(conf: &NginxConf, dir: &Path, port: u16, auth_port: u16) -> String {
+    let mut s = String::new();
+    if conf.module {
+        writeln!(s, "load_module {};", crate::module_path().display()).unwrap();
+    }
+    // The daemon's socket is root's: workers run as root, as in the prebuilt image.
+    // SAFETY-free: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        s.push_str("user root;\n");
+    }
+    write!(
+        s,
+        r#"daemon off;
+master_process on;
+worker_processes 1;
+error_log {dir}/logs/error.log info;
+pid {dir}/logs/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    {LOG_FORMAT}
+    access_log {dir}/logs/access.log ds;
+    {http}
+    server {{
+        listen 127.0.0.1:{auth_port};
+        location / {{
+            if ($http_x_nds_auth = "deny") {{ return 401; }}
+            return 204;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /_auth {{
+            internal;
+            proxy_pass http://127.0.0.1:{auth_port};
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        {server}
+        location / {{
+            {location}
+        }}
+    }}
+}}
+"#,
+        dir = dir.display(),
+        http = conf.http,
+        server = conf.server,
+        location = conf.location,
+    )
+    .unwrap();
+    s
+}
+
+/// Runs `nginx -t` on a configuration with the module loaded and `http_extra` in `http {}`;
+/// returns (success, output).
+pub fn config_test(http_extra: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let text = format!(
+        "load_module {};\nerror_log {}/logs/error.log;\npid {}/logs/nginx.pid;\nevents {{}}\nhttp {{\n{http_extra}\n}}\n",
+        crate::module_path().display(),
+        dir.path().display(),
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("nginx.conf"), text).unwrap();
+    let out = Command::new(crate::nginx_bin())
+        .arg("-t")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .output()
+        .expect("nginx -t");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
