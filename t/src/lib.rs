@@ -10,6 +10,7 @@ pub mod cases;
 pub mod cli;
 pub mod fake;
 pub mod nginx;
+pub mod raw;
 
 use std::path::PathBuf;
 

@@ -89,8 +89,14 @@ pub struct Nginx {
     pub auth_port: u16,
 }
 
-const LOG_FORMAT: &str = "log_format ds '$request_method $uri $status ds=$docker_stream \
-    bs=$bytes_sent ubs=$upstream_bytes_sent ubr=$upstream_bytes_received rt=$request_time';";
+/// Access log line: `METHOD URI STATUS ds=$docker_stream bs=... ubs=... ubr=... rt=...`.
+fn log_format(module: bool) -> String {
+    format!(
+        "log_format ds '$request_method $uri $status ds={} bs=$bytes_sent \
+         ubs=$upstream_bytes_sent ubr=$upstream_bytes_received rt=$request_time';",
+        if module { "$docker_stream" } else { "-" }
+    )
+}
 
 impl Nginx {
     pub fn start(conf: &NginxConf) -> Nginx {
@@ -208,7 +214,7 @@ error_log {dir}/logs/error.log info;
 pid {dir}/logs/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
-    {LOG_FORMAT}
+    {log_format}
     access_log {dir}/logs/access.log ds;
     {http}
     server {{
@@ -234,6 +240,7 @@ http {{
 }}
 "#,
         dir = dir.display(),
+        log_format = log_format(conf.module),
         http = conf.http,
         server = conf.server,
         location = conf.location,

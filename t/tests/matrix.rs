@@ -116,3 +116,89 @@ fn matrix_auth_request() {
 fn matrix_recommended() {
     run_matrix(Recipe::Recommended);
 }
+
+/// The control: the same cases through nginx without the module. Returns the names of
+/// the cases that differ from the direct socket, for `cli28` (which demands a 101).
+fn control(recipe: Recipe) -> (Vec<&'static str>, String) {
+    let mut conf = NginxConf::docker(false, recipe);
+    conf.http = "proxy_read_timeout 3s;".into();
+    let nginx = Nginx::start(&conf);
+    let host = nginx.host();
+    let cli = Cli::all()
+        .into_iter()
+        .find(|c| c.name == "cli28")
+        .expect("docker CLI 28");
+    let cases: Vec<Case> = cases::all();
+    // Stock nginx hangs some of these until the client gives up: run them side by side.
+    let results: Vec<(bool, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|case| {
+                let (cli, host) = (&cli, &host);
+                s.spawn(move || {
+                    let want = baseline(cli, case);
+                    let got = (case.run)(&Ctx {
+                        cli,
+                        host,
+                        timeout: Duration::from_secs(15),
+                    });
+                    (got == want, got.brief())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut table = format!("\ncontrol {recipe:?} (stock nginx, no module), cli28\n");
+    let mut differ = Vec::new();
+    for (case, (same, brief)) in cases.iter().zip(results) {
+        table += &format!(
+            "  {:<30} {}\n",
+            case.name,
+            if same {
+                "same as direct".to_string()
+            } else {
+                format!("DIFFERS: {brief}")
+            }
+        );
+        if !same {
+            differ.push(case.name);
+        }
+    }
+    println!("{table}");
+    (differ, table)
+}
+
+#[test]
+fn control_stock_nginx_defaults() {
+    let (differ, table) = control(Recipe::Defaults);
+    // "unable to upgrade to tcp, received 200" for every hijack; /wait cut at 3 s.
+    for case in cases::all() {
+        if case.hijack || case.name.starts_with("wait") {
+            assert!(
+                differ.contains(&case.name),
+                "{} passed without the module{table}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn control_stock_nginx_websocket_recipe() {
+    let (differ, table) = control(Recipe::WebSocket);
+    // The daemon's 101 gets through, but nginx ends the tunnel at the client's EOF:
+    // whatever the container prints after stdin ends is lost.
+    for name in [
+        "run",
+        "run -i (slow reader)",
+        "run -t",
+        "exec",
+        "exec -t",
+        "wait (> proxy_read_timeout)",
+    ] {
+        assert!(
+            differ.contains(&name),
+            "{name} passed without the module{table}"
+        );
+    }
+}
