@@ -123,6 +123,7 @@ pub fn read_head(conn: &mut Conn) -> Response {
 pub fn read_to_eof(conn: &mut Conn, mut got: Vec<u8>, limit: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + limit;
     let mut chunk = [0u8; 65536];
+    conn.set_timeout(Duration::from_millis(50));
     while Instant::now() < deadline {
         match conn.read(&mut chunk) {
             Ok(0) => return (got, true),
@@ -140,6 +141,7 @@ pub fn read_to_eof(conn: &mut Conn, mut got: Vec<u8>, limit: Duration) -> (Vec<u
 pub fn read_at_least(conn: &mut Conn, mut got: Vec<u8>, want: usize, limit: Duration) -> Vec<u8> {
     let deadline = Instant::now() + limit;
     let mut chunk = [0u8; 65536];
+    conn.set_timeout(Duration::from_millis(50));
     while got.len() < want && Instant::now() < deadline {
         match conn.read(&mut chunk) {
             Ok(0) => break,

@@ -1,0 +1,41 @@
+//! Directives: `nginx -t` accepts good values and rejects bad ones with a message that
+//! names the directive.
+
+use nds_tests::nginx::config_test;
+
+#[test]
+fn good_values_pass() {
+    for conf in [
+        "docker_stream on; docker_stream_timeout 1h;",
+        "docker_stream off;",
+        "docker_stream_timeout off;",
+        "docker_stream_timeout 90;",
+        "docker_stream_timeout 1h30m;",
+        "docker_stream_timeout 500ms;",
+        "server { listen 127.0.0.1:1; docker_stream off; location / { docker_stream on; docker_stream_timeout 5m; } }",
+    ] {
+        let (ok, out) = config_test(conf);
+        assert!(ok, "{conf}: {out}");
+    }
+}
+
+#[test]
+fn bad_values_fail_with_the_directive_named() {
+    for (conf, needle) in [
+        ("docker_stream maybe;", "\"docker_stream\""),
+        ("docker_stream;", "\"docker_stream\""),
+        ("docker_stream on off;", "\"docker_stream\""),
+        ("docker_stream_timeout 5x;", "\"docker_stream_timeout\": invalid time value \"5x\""),
+        ("docker_stream_timeout -1;", "\"docker_stream_timeout\""),
+        ("docker_stream_timeout 0;", "\"docker_stream_timeout\" must be positive"),
+        ("docker_stream_timeout 30d;", "too large"),
+        ("docker_stream_timeout;", "\"docker_stream_timeout\""),
+        ("docker_stream_timeout 1s; docker_stream_timeout 2s;", "is duplicate"),
+        ("docker_stream_timeout 1h 2h;", "\"docker_stream_timeout\""),
+    ] {
+        let (ok, out) = config_test(conf);
+        assert!(!ok, "{conf} was accepted");
+        assert!(out.contains("[emerg]") && out.contains(needle), "{conf}: {out}");
+        assert!(!out.contains("panicked"), "{conf}: {out}");
+    }
+}

@@ -1,0 +1,540 @@
+//! Byte-exact cases dockerd 20.10 cannot produce, against a scripted fake daemon, through
+//! nginx with the module. Every test also checks that no worker died.
+
+use std::io::{BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nds_tests::fake::{write_all, FakeDaemon, Head};
+use nds_tests::raw::{self, read_at_least, read_to_eof, Conn};
+use nds_tests::{Nginx, NginxConf, Recipe};
+
+const RAW: &str = "application/vnd.docker.raw-stream";
+const MUX: &str = "application/vnd.docker.multiplexed-stream";
+
+/// Answers with `head`, then echoes every byte back (as a stdout frame when `frames`)
+/// until the client's EOF, then sends `bye` and closes: a daemon that keeps talking after
+/// stdin ends, like a container that prints after reading all input.
+fn echo_daemon(head: String, frames: bool) -> FakeDaemon {
+    FakeDaemon::start(move |_req: Head, mut r: BufReader<UnixStream>| {
+        write_all(&mut r, head.as_bytes()).unwrap();
+        let mut buf = [0u8; 65536];
+        let frame = |data: &[u8]| -> Vec<u8> {
+            if !frames {
+                return data.to_vec();
+            }
+            let mut f = vec![1, 0, 0, 0];
+            f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            f.extend_from_slice(data);
+            f
+        };
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let f = frame(&buf[..n]);
+                    if write_all(&mut r, &f).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = write_all(&mut r, &frame(b"bye\n"));
+    })
+}
+
+fn post(path: &str, upgrade: bool) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n{}\r\n",
+        if upgrade {
+            "Upgrade: tcp\r\nConnection: Upgrade\r\n"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Sends `payload`, half-closes, and returns everything until EOF.
+fn round_trip(conn: &mut Conn, rest: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+    conn.write_all(payload).unwrap();
+    conn.shutdown_write();
+    let (got, eof) = read_to_eof(conn, rest, Duration::from_secs(10));
+    assert!(
+        eof,
+        "no EOF after the daemon closed; got {} bytes",
+        got.len()
+    );
+    got
+}
+
+fn nginx_for(fake: &FakeDaemon, recipe: Recipe) -> Nginx {
+    Nginx::start(&NginxConf::new(true, recipe, &fake.upstream()))
+}
+
+#[test]
+fn multiplexed_stream_switched_and_native_101() {
+    // A 200 with the multiplexed type (API >= 1.42 daemons) is switched like raw-stream.
+    let fake = echo_daemon(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {MUX}\r\nApi-Version: 1.47\r\n\r\n"),
+        true,
+    );
+    let nginx = nginx_for(&fake, Recipe::Defaults);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/v1.47/exec/x/start", true));
+    assert_eq!(r.status_line, "HTTP/1.1 101 UPGRADED");
+    assert_eq!(r.header("Content-Type"), Some(MUX));
+    assert_eq!(
+        r.header("Api-Version"),
+        Some("1.47"),
+        "the daemon's headers pass"
+    );
+    let payload = nds_tests::pseudo_random(1 << 20, 3);
+    let got = round_trip(&mut conn, r.rest, &payload);
+    let (out, _) = raw::demux(&got);
+    assert_eq!(out.len(), payload.len() + 4);
+    assert!(
+        out.starts_with(&payload) && out.ends_with(b"bye\n"),
+        "stream corrupted"
+    );
+
+    // The daemon's own 101 (Upgrade forwarded by the WebSocket recipe).
+    let fake = echo_daemon(
+        format!("HTTP/1.1 101 UPGRADED\r\nContent-Type: {MUX}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"),
+        true,
+    );
+    let nginx = nginx_for(&fake, Recipe::WebSocket);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/v1.47/exec/x/start", true));
+    assert_eq!(r.status(), 101);
+    let got = round_trip(&mut conn, r.rest, b"abc");
+    assert_eq!(raw::demux(&got).0, b"abcbye\n");
+    nginx.assert_healthy();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        nginx.access_log().contains(" 101 ds=101 "),
+        "{}",
+        nginx.access_log()
+    );
+}
+
+#[test]
+fn error_status_with_raw_stream_type_stays_a_response() {
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 404 Not Found\r\nContent-Type: {RAW}\r\n\r\nNo such container: x\n")
+                .as_bytes(),
+        );
+    });
+    let nginx = nginx_for(&fake, Recipe::Defaults);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/containers/x/attach?stream=1", true));
+    assert_eq!(r.status(), 404);
+    let (body, _) = read_to_eof(&mut conn, r.rest, Duration::from_secs(5));
+    assert!(
+        String::from_utf8_lossy(&body).contains("No such container: x"),
+        "{body:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        nginx.access_log().contains(" 404 ds= "),
+        "{}",
+        nginx.access_log()
+    );
+    nginx.assert_healthy();
+}
+
+#[test]
+fn framed_raw_stream_bodies_are_ordinary_responses() {
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").as_bytes(),
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let nginx = nginx_for(&fake, Recipe::WebSocket);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/containers/x/logs", true));
+    assert_eq!(r.status(), 200, "{r:?}");
+    let body = read_at_least(&mut conn, r.rest, 20, Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("hello") && text.contains(" world"),
+        "{text:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        nginx.access_log().contains(" 200 ds= "),
+        "{}",
+        nginx.access_log()
+    );
+    nginx.assert_healthy();
+}
+
+#[test]
+fn content_type_spellings() {
+    for (ct, switched) in [
+        ("Application/VND.Docker.Raw-Stream; charset=binary", true),
+        ("  application/vnd.docker.multiplexed-stream  ", true),
+        ("application/vnd.docker.raw-streamx", false),
+        ("application/json", false),
+        ("application/vnd.docker.raw-stream, text/plain", false),
+    ] {
+        // Api-Version makes the unswitched answers stream, so their head arrives at once.
+        let head = format!("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: {ct}\r\n\r\n");
+        let fake = echo_daemon(head, false);
+        let nginx = nginx_for(&fake, Recipe::Defaults);
+        let mut conn = Conn::connect(&nginx.addr());
+        let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+        assert_eq!(r.status() == 101, switched, "{ct:?}: {r:?}");
+        if switched {
+            assert_eq!(round_trip(&mut conn, r.rest, b"xyz"), b"xyzbye\n");
+        }
+        nginx.assert_healthy();
+    }
+}
+
+#[test]
+fn huge_and_malformed_upstream_heads() {
+    let cases: Vec<(String, u16)> = vec![
+        // Parameters up to the buffer: still switched.
+        (
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {RAW}; x={}\r\n\r\n",
+                "a".repeat(3000)
+            ),
+            101,
+        ),
+        // Over proxy_buffer_size: nginx refuses the head (502).
+        (
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {RAW}; x={}\r\n\r\n",
+                "a".repeat(9000)
+            ),
+            502,
+        ),
+        // A header line without a colon.
+        (
+            format!("HTTP/1.1 200 OK\r\nContent-Type {RAW}\r\n\r\n"),
+            502,
+        ),
+        // A bare \n-terminated head (accepted by nginx).
+        (format!("HTTP/1.1 200 OK\nContent-Type: {RAW}\n\n"), 101),
+        // Many headers.
+        (
+            format!(
+                "HTTP/1.1 200 OK\r\n{}Content-Type: {RAW}\r\n\r\n",
+                (0..100)
+                    .map(|i| format!("X-H{i}: {i}\r\n"))
+                    .collect::<String>()
+            ),
+            101,
+        ),
+    ];
+    for (head, want) in cases {
+        let fake = echo_daemon(head.clone(), false);
+        let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+        conf.http = "proxy_buffer_size 8k;".into();
+        let nginx = Nginx::start(&conf);
+        let mut conn = Conn::connect(&nginx.addr());
+        conn.write_all(post("/containers/x/attach", true).as_bytes())
+            .unwrap();
+        let (got, _) = read_to_eof(&mut conn, Vec::new(), Duration::from_millis(1500));
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {want}")),
+            "head {:?}...: got {:?}",
+            &head[..head.len().min(60)],
+            &text[..text.len().min(200)]
+        );
+        nginx.assert_healthy();
+    }
+}
+
+#[test]
+fn garbage_instead_of_a_status_line() {
+    // nginx takes it for an HTTP/0.9 answer and logs it; nothing is switched.
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(&mut r, b"\x00\x01\x02garbage\r\n\r\n");
+    });
+    let nginx = nginx_for(&fake, Recipe::Defaults);
+    let mut conn = Conn::connect(&nginx.addr());
+    conn.write_all(post("/containers/x/attach", true).as_bytes())
+        .unwrap();
+    // nginx passes the bytes as an HTTP/0.9 body (and keeps the connection).
+    let (got, _) = read_to_eof(&mut conn, Vec::new(), Duration::from_secs(2));
+    assert_eq!(got, b"\x00\x01\x02garbage\r\n\r\n");
+    assert!(nginx
+        .error_log()
+        .contains("upstream sent no valid HTTP/1.0 header"));
+    nginx.assert_healthy();
+}
+
+#[test]
+fn daemon_closing_mid_stream_delivers_what_it_sent() {
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\npartial output").as_bytes(),
+        );
+        // Closes without waiting for the client's input.
+    });
+    let nginx = nginx_for(&fake, Recipe::Defaults);
+    for upgrade in [true, false] {
+        let mut conn = Conn::connect(&nginx.addr());
+        let r = raw::request(&mut conn, &post("/containers/x/attach", upgrade));
+        let (got, eof) = read_to_eof(&mut conn, r.rest, Duration::from_secs(5));
+        assert!(eof);
+        assert_eq!(got, b"partial output");
+    }
+    nginx.assert_healthy();
+}
+
+#[test]
+fn stdin_bytes_right_behind_the_request_head() {
+    // Old clients stream stdin without waiting for the answer; the daemon answers late.
+    let fake = FakeDaemon::start(|_h, mut r| {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+        );
+        let mut buf = [0u8; 4096];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if write_all(&mut r, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = write_all(&mut r, b"|eof");
+    });
+    let nginx = nginx_for(&fake, Recipe::Defaults);
+    for upgrade in [true, false] {
+        let mut conn = Conn::connect(&nginx.addr());
+        let mut msg = post("/containers/x/attach?stdin=1", upgrade).into_bytes();
+        msg.extend_from_slice(b"early bytes;");
+        conn.write_all(&msg).unwrap();
+        let r = raw::read_head(&mut conn);
+        let got = round_trip(&mut conn, r.rest, b"late bytes");
+        assert_eq!(String::from_utf8_lossy(&got), "early bytes;late bytes|eof");
+    }
+    nginx.assert_healthy();
+}
+
+#[test]
+fn client_vanishing_mid_stream_closes_the_daemon_side() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let closed2 = closed.clone();
+    let fake = FakeDaemon::start(move |_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+        );
+        let chunk = vec![b'x'; 65536];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Streams until the proxy closes the connection (bounded).
+        while Instant::now() < deadline {
+            if write_all(&mut r, &chunk).is_err() {
+                closed2.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        }
+    });
+    let nginx = nginx_for(&fake, Recipe::Defaults);
+    {
+        let mut conn = Conn::connect(&nginx.addr());
+        let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+        assert_eq!(r.status(), 101);
+        let _ = read_at_least(&mut conn, r.rest, 100_000, Duration::from_secs(5));
+        // Dropped with unread data: the kernel sends RST.
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while closed.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 1, "daemon side not closed");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = nginx.error_log();
+    assert!(
+        log.contains("docker_stream: client connection failed"),
+        "{log}"
+    );
+    nginx.assert_healthy();
+}
+
+#[test]
+fn idle_timeout_closes_a_silent_tunnel() {
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\nhi").as_bytes(),
+        );
+        let mut buf = [0u8; 16];
+        let _ = r.read(&mut buf); // waits for the proxy to close
+    });
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.location = format!("docker_stream_timeout 1s; {}", conf.location);
+    let nginx = Nginx::start(&conf);
+    let mut conn = Conn::connect(&nginx.addr());
+    let t0 = Instant::now();
+    let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+    let (got, eof) = read_to_eof(&mut conn, r.rest, Duration::from_secs(10));
+    let took = t0.elapsed();
+    assert!(eof && got == b"hi", "{got:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert!(
+        nginx.error_log().contains("no data for 1000 ms"),
+        "{}",
+        nginx.error_log()
+    );
+    nginx.assert_healthy();
+
+    // Without a timeout the same silent tunnel outlives proxy_read_timeout.
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.http = "proxy_read_timeout 1s;".into();
+    let nginx = Nginx::start(&conf);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+    let (_, eof) = read_to_eof(&mut conn, r.rest, Duration::from_millis(2500));
+    assert!(!eof, "tunnel cut by proxy_read_timeout");
+    nginx.assert_healthy();
+}
+
+#[test]
+fn docker_stream_off_behaves_like_stock_nginx() {
+    let fake = echo_daemon(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n"),
+        false,
+    );
+    let mut conf = NginxConf::new(true, Recipe::BufferingOff, &fake.upstream());
+    conf.location = format!("docker_stream off; {}", conf.location);
+    let nginx = Nginx::start(&conf);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("Transfer-Encoding"), Some("chunked"), "{r:?}");
+    nginx.assert_healthy();
+}
+
+#[test]
+fn auth_request_denies_before_the_daemon_and_subrequests_are_not_switched() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    let fake = FakeDaemon::start(move |_h, mut r| {
+        seen2.fetch_add(1, Ordering::SeqCst);
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+        );
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 || write_all(&mut r, &buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    // An auth service that itself answers with the raw-stream type: the subrequest must be
+    // judged as an ordinary 2xx, never switched ("connection upgrade in subrequest").
+    let auth = FakeDaemon::start(|h, mut r| {
+        let status = if h.header("x-nds-auth") == Some("deny") {
+            "403 Forbidden"
+        } else {
+            "200 OK"
+        };
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 {status}\r\nContent-Type: {RAW}\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+    });
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.location = format!("auth_request /_auth_raw; {}", conf.location);
+    conf.server = format!(
+        "location = /_auth_raw {{ internal; proxy_pass http://{}; proxy_pass_request_body off; \
+         proxy_set_header Content-Length \"\"; proxy_set_header X-Nds-Auth $http_x_nds_auth; }}",
+        auth.upstream()
+    );
+    let nginx = Nginx::start(&conf);
+
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(
+        &mut conn,
+        "POST /containers/x/attach HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nX-Nds-Auth: deny\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n",
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "a denied request reached the daemon"
+    );
+
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+    assert_eq!(r.status(), 101);
+    assert_eq!(round_trip(&mut conn, r.rest, b"allowed"), b"allowed");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert!(
+        !nginx.error_log().contains("upgrade in subrequest"),
+        "{}",
+        nginx.error_log()
+    );
+    nginx.assert_healthy();
+}
+
+#[tokio::test]
+async fn http2_client_gets_a_clear_error() {
+    let fake = echo_daemon(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n"),
+        false,
+    );
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.server = "http2 on;".into();
+    let nginx = Nginx::start(&conf);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!(
+            "http://{}/containers/x/attach?stream=1",
+            nginx.addr()
+        ))
+        .send()
+        .await
+        .expect("an answer, not a hang");
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status().as_u16(), 505);
+    // Ordinary requests over HTTP/2 still work.
+    let fake_json = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(&mut r, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n{}");
+    });
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake_json.upstream());
+    conf.server = "http2 on;".into();
+    let nginx2 = Nginx::start(&conf);
+    let resp = client
+        .get(format!("http://{}/version", nginx2.addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "{}");
+    assert!(
+        nginx.error_log().contains("which HTTP/2 cannot carry"),
+        "{}",
+        nginx.error_log()
+    );
+    nginx.assert_healthy();
+    nginx2.assert_healthy();
+}
