@@ -58,6 +58,9 @@ pub struct NginxConf {
     pub server: String,
     /// Extra directives in `http {}`.
     pub http: String,
+    /// Another nginx binary and module build (e.g. Debian's nginx 1.22).
+    pub nginx_bin: Option<PathBuf>,
+    pub module_file: Option<PathBuf>,
 }
 
 impl NginxConf {
@@ -67,6 +70,8 @@ impl NginxConf {
             location: recipe.location(upstream),
             server: String::new(),
             http: String::new(),
+            nginx_bin: None,
+            module_file: None,
         }
     }
 
@@ -107,7 +112,8 @@ impl Nginx {
         std::fs::write(dir.path().join("nginx.conf"), &text).unwrap();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
 
-        let child = Command::new(crate::nginx_bin())
+        let bin = conf.nginx_bin.clone().unwrap_or_else(crate::nginx_bin);
+        let child = Command::new(bin)
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
@@ -198,7 +204,8 @@ impl Drop for Nginx {
 fn render(conf: &NginxConf, dir: &Path, port: u16, auth_port: u16) -> String {
     let mut s = String::new();
     if conf.module {
-        writeln!(s, "load_module {};", crate::module_path().display()).unwrap();
+        let module = conf.module_file.clone().unwrap_or_else(crate::module_path);
+        writeln!(s, "load_module {};", module.display()).unwrap();
     }
     // The daemon's socket is root's: workers run as root, as in the prebuilt image.
     // SAFETY-free: geteuid has no preconditions.

@@ -25,17 +25,29 @@ fn bad_values_fail_with_the_directive_named() {
         ("docker_stream maybe;", "\"docker_stream\""),
         ("docker_stream;", "\"docker_stream\""),
         ("docker_stream on off;", "\"docker_stream\""),
-        ("docker_stream_timeout 5x;", "\"docker_stream_timeout\": invalid time value \"5x\""),
+        (
+            "docker_stream_timeout 5x;",
+            "\"docker_stream_timeout\": invalid time value \"5x\"",
+        ),
         ("docker_stream_timeout -1;", "\"docker_stream_timeout\""),
-        ("docker_stream_timeout 0;", "\"docker_stream_timeout\" must be positive"),
+        (
+            "docker_stream_timeout 0;",
+            "\"docker_stream_timeout\" must be positive",
+        ),
         ("docker_stream_timeout 30d;", "too large"),
         ("docker_stream_timeout;", "\"docker_stream_timeout\""),
-        ("docker_stream_timeout 1s; docker_stream_timeout 2s;", "is duplicate"),
+        (
+            "docker_stream_timeout 1s; docker_stream_timeout 2s;",
+            "is duplicate",
+        ),
         ("docker_stream_timeout 1h 2h;", "\"docker_stream_timeout\""),
     ] {
         let (ok, out) = config_test(conf);
         assert!(!ok, "{conf} was accepted");
-        assert!(out.contains("[emerg]") && out.contains(needle), "{conf}: {out}");
+        assert!(
+            out.contains("[emerg]") && out.contains(needle),
+            "{conf}: {out}"
+        );
         assert!(!out.contains("panicked"), "{conf}: {out}");
     }
 }
