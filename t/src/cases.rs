@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::cli::{direct, docker, docker_env, Containers, Input, Out};
+use crate::cli::{direct, docker, docker_env, docker_until, Containers, Input, Out};
 use crate::{image, pseudo_random, sha256_hex, unique, Cli};
 
 pub struct Case {
@@ -233,55 +233,48 @@ fn logs_follow(x: &Ctx) -> Out {
 }
 
 fn events(x: &Ctx) -> Out {
-    let (cli, host, t) = (x.cli, x.host, x.timeout);
+    // Live: the stream is open while a container comes and goes, and must deliver each
+    // event as it happens. (Querying the past instead races the daemon's 256-event memory
+    // when other tests run.)
     let label = unique("nds-events");
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1;
-    let id = direct(&[
-        "run",
-        "-d",
-        "--label",
-        &format!("nds={label}"),
-        "--network",
-        "none",
-        &img(),
-        "true",
-    ]);
-    direct(&["wait", &id]);
-    direct(&["rm", &id]);
-    let until = (start + 3).max(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1,
-    );
-    std::thread::sleep(Duration::from_millis(1100));
-    docker(
-        cli,
-        host,
-        &[
-            "events",
-            "--since",
-            &start.to_string(),
-            "--until",
-            &until.to_string(),
-            "--filter",
-            &format!("label=nds={label}"),
-            "--format",
-            "{{.Type}} {{.Action}}",
-        ],
-        Input::None,
-        t,
-    )
+    let filter = format!("label=nds={label}");
+    std::thread::scope(|s| {
+        let events = s.spawn(|| {
+            docker_until(
+                x.cli,
+                x.host,
+                &[
+                    "events",
+                    "--filter",
+                    &filter,
+                    "--format",
+                    "{{.Type}} {{.Action}}",
+                ],
+                "container destroy",
+                x.timeout,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let id = direct(&[
+            "run",
+            "-d",
+            "--label",
+            &format!("nds={label}"),
+            "--network",
+            "none",
+            &img(),
+            "true",
+        ]);
+        direct(&["wait", &id]);
+        direct(&["rm", &id]);
+        events.join().unwrap()
+    })
 }
 
 fn wait_long(x: &Ctx) -> Out {
-    let (cli, host, t) = (x.cli, x.host, x.timeout);
-    // Outlives the matrix's 3 s proxy_read_timeout.
+    // The container exits 8 s after the wait request went out (released by a file), so
+    // the request sits silent longer than the matrix's 6 s proxy_read_timeout whatever
+    // the machine's load.
     let mut c = Containers(vec![]);
     let id = direct(&[
         "run",
@@ -291,10 +284,15 @@ fn wait_long(x: &Ctx) -> Out {
         &img(),
         "sh",
         "-c",
-        "sleep 5; exit 7",
+        "while [ ! -f /tmp/go ]; do usleep 100000; done; exit 7",
     ]);
     c.0.push(id.clone());
-    docker(cli, host, &["wait", &id], Input::None, t)
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| docker(x.cli, x.host, &["wait", &id], Input::None, x.timeout));
+        std::thread::sleep(Duration::from_secs(8));
+        direct(&["exec", &id, "touch", "/tmp/go"]);
+        waiter.join().unwrap()
+    })
 }
 
 fn cp_both_ways(x: &Ctx) -> Out {
@@ -475,7 +473,7 @@ pub fn all() -> Vec<Case> {
             name: "events",
             hijack: false,
             run: events,
-            expect: "container create",
+            expect: "container create\ncontainer start\ncontainer die\ncontainer destroy\n",
         },
         Case {
             name: "wait (> proxy_read_timeout)",

@@ -225,3 +225,56 @@ impl Drop for Containers {
         );
     }
 }
+
+/// Runs a streaming command (`events`, `logs -f`) until its stdout contains `needle` or
+/// `timeout` passes, then stops it. `code` is `Some(0)` when the needle was seen.
+pub fn docker_until(cli: &Cli, host: &str, args: &[&str], needle: &str, timeout: Duration) -> Out {
+    use std::io::BufRead;
+    let mut child = Command::new(&cli.path)
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env("DOCKER_CONFIG", config_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cli.path));
+    let stdout = child.stdout.take().unwrap();
+    let needle = needle.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            seen.extend_from_slice(line.as_bytes());
+            seen.push(b'\n');
+            if String::from_utf8_lossy(&seen).contains(&needle) {
+                let _ = tx.send((seen, true));
+                return;
+            }
+        }
+        let _ = tx.send((seen, false));
+    });
+    let result = rx.recv_timeout(timeout);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    match result {
+        Ok((stdout, found)) => Out {
+            code: Some(if found { 0 } else { 1 }),
+            stdout,
+            stderr: err,
+            timed_out: false,
+        },
+        Err(_) => Out {
+            code: None,
+            stdout: Vec::new(),
+            stderr: err,
+            timed_out: true,
+        },
+    }
+}

@@ -49,8 +49,9 @@ fn baseline(cli: &Cli, case: &Case) -> Out {
 
 fn run_matrix(recipe: Recipe) {
     let mut conf = NginxConf::docker(true, recipe);
-    // Shorter than the `wait` case's container, longer than any pause in the others.
-    conf.http = "proxy_read_timeout 3s;".into();
+    // Shorter than the `wait` case's container, longer than any pause in the others
+    // (and than the daemon's slowest head under a loaded CI machine).
+    conf.http = "proxy_read_timeout 6s;".into();
     let nginx = Nginx::start(&conf);
     let host = nginx.host();
     let mut table = format!("\nmatrix {recipe:?} (module loaded)\n");
@@ -121,7 +122,7 @@ fn matrix_recommended() {
 /// the cases that differ from the direct socket, for `cli28` (which demands a 101).
 fn control(recipe: Recipe) -> (Vec<&'static str>, String) {
     let mut conf = NginxConf::docker(false, recipe);
-    conf.http = "proxy_read_timeout 3s;".into();
+    conf.http = "proxy_read_timeout 6s;".into();
     let nginx = Nginx::start(&conf);
     let host = nginx.host();
     let cli = Cli::all()
