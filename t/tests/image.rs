@@ -1,0 +1,576 @@
+//! The prebuilt image (Dockerfile, image/): Debian trixie's nginx with the module and an
+//! allow-list configured from the environment, run as a container in front of the
+//! daemon's socket, driven with the real docker CLIs and raw HTTP requests.
+//!
+//! The image is `NDS_IMAGE_TAG` when set; otherwise it is built once per run with
+//! `scripts/build-image nds-proxy:test`.
+//! The daemon's socket (`NDS_DOCKER_SOCK`) is mounted into the container at
+//! /var/run/docker.sock; the container uses the host's network and listens on a free
+//! loopback port.
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nds_tests::cli::{direct, docker, Containers, Input, Out};
+use nds_tests::raw::{read_head, read_to_eof, Conn};
+use nds_tests::{direct_host, docker_sock, free_port, image, root, Cli};
+
+const DENIED: &str = "access denied by the Docker API proxy";
+
+/// The image under test, built at most once per test binary.
+fn image_tag() -> String {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        if let Ok(tag) = std::env::var("NDS_IMAGE_TAG") {
+            return tag;
+        }
+        let run = |what: &str, cmd: &mut Command| {
+            let started = Instant::now();
+            let out = cmd
+                .current_dir(root())
+                .env("DOCKER_HOST", direct_host())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            assert!(
+                out.status.success(),
+                "{what} failed:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+            println!("{what}: {:.0?}", started.elapsed());
+        };
+        let tag = "nds-proxy:test".to_string();
+        run(
+            "scripts/build-image",
+            Command::new(root().join("scripts/build-image")).arg(&tag),
+        );
+        tag
+    })
+    .clone()
+}
+
+/// A proxy container from the image, listening on 127.0.0.1:<port>; removed on drop.
+struct Proxy {
+    id: String,
+    port: u16,
+    _rm: Containers,
+}
+
+impl Proxy {
+    fn start(env: &[(&str, &str)]) -> Proxy {
+        let tag = image_tag();
+        let port = free_port();
+        let listen = format!("LISTEN=127.0.0.1:{port}");
+        let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
+        let mut args = vec![
+            "run",
+            "-d",
+            "--network",
+            "host",
+            "-v",
+            &volume,
+            "-e",
+            &listen,
+        ];
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for p in &pairs {
+            args.extend(["-e", p.as_str()]);
+        }
+        args.push(&tag);
+        let id = direct(&args);
+        let proxy = Proxy {
+            id: id.clone(),
+            port,
+            _rm: Containers(vec![id]),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                proxy.running() && Instant::now() < deadline,
+                "the proxy did not start listening ({pairs:?}):\n{}",
+                proxy.logs().brief()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn running(&self) -> bool {
+        direct(&["inspect", "-f", "{{.State.Running}}", &self.id]) == "true"
+    }
+
+    fn logs(&self) -> Out {
+        docker(
+            &Cli::setup(),
+            &direct_host(),
+            &["logs", &self.id],
+            Input::None,
+            Duration::from_secs(20),
+        )
+    }
+}
+
+fn cli_run(cli: &Cli, host: &str, args: &[&str], input: Input) -> Out {
+    docker(cli, host, args, input, Duration::from_secs(60))
+}
+
+/// (a) Everything `docker run` and `docker exec` need is granted: both work, with their
+/// hijacked streams, through the image.
+#[test]
+fn image_grants_run_and_exec() {
+    let proxy = Proxy::start(&[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")]);
+    let host = proxy.host();
+    let mut c = Containers(vec![]);
+    let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(id.clone());
+    for cli in Cli::all() {
+        let run = cli_run(
+            &cli,
+            &host,
+            &["run", "--rm", "--network", "none", &image(), "echo", "hi"],
+            Input::None,
+        );
+        println!("  {:5} run --rm echo hi      {}", cli.name, run.brief());
+        assert!(
+            run.ok() && run.stdout_str() == "hi\n",
+            "{}: {}",
+            cli.name,
+            run.brief()
+        );
+
+        let exec = cli_run(
+            &cli,
+            &host,
+            &["exec", "-i", &id, "tr", "a-z", "A-Z"],
+            Input::Bytes(b"x\n".to_vec()),
+        );
+        println!("  {:5} exec -i tr a-z A-Z   {}", cli.name, exec.brief());
+        assert!(
+            exec.ok() && exec.stdout_str() == "X\n",
+            "{}: {}",
+            cli.name,
+            exec.brief()
+        );
+
+        // Not granted: IMAGES.
+        let images = cli_run(&cli, &host, &["images"], Input::None);
+        assert!(
+            !images.ok() && images.stderr.contains("needs IMAGES=1"),
+            "{}: {}",
+            cli.name,
+            images.brief()
+        );
+    }
+    assert!(proxy.running());
+}
+
+/// (b) Tecnativa's defaults: ping, version and events only, read-only.
+#[test]
+fn image_defaults_are_read_only_and_narrow() {
+    let proxy = Proxy::start(&[]);
+    let host = proxy.host();
+    let mut c = Containers(vec![]);
+    let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(id.clone());
+    for cli in Cli::all() {
+        let version = cli_run(
+            &cli,
+            &host,
+            &["version", "--format", "{{.Server.APIVersion}}"],
+            Input::None,
+        );
+        println!("  {:5} version    {}", cli.name, version.brief());
+        assert!(
+            version.ok() && version.stdout_str().trim() == "1.41",
+            "{}",
+            version.brief()
+        );
+
+        let ps = cli_run(&cli, &host, &["ps"], Input::None);
+        println!("  {:5} ps         {}", cli.name, ps.brief());
+        assert!(
+            !ps.ok()
+                && ps
+                    .stderr
+                    .contains(&format!("{DENIED}: this endpoint needs CONTAINERS=1")),
+            "{}",
+            ps.brief()
+        );
+
+        let exec = cli_run(&cli, &host, &["exec", &id, "echo", "no"], Input::None);
+        println!("  {:5} exec       {}", cli.name, exec.brief());
+        assert!(
+            !exec.ok() && exec.stderr.contains(DENIED) && exec.stdout.is_empty(),
+            "{}",
+            exec.brief()
+        );
+
+        let run = cli_run(
+            &cli,
+            &host,
+            &["run", "--rm", "--network", "none", &image(), "true"],
+            Input::None,
+        );
+        println!("  {:5} run        {}", cli.name, run.brief());
+        assert!(!run.ok() && run.stderr.contains(DENIED), "{}", run.brief());
+    }
+}
+
+/// One raw HTTP/1.1 request; returns the status, the Content-Type and the body.
+/// `extra` is more header lines, or a JSON body when it starts with `{`.
+fn raw(addr: &str, method: &str, target: &str, extra: &str) -> (u16, String, String) {
+    let mut conn = Conn::connect(addr);
+    let (headers, body) = if extra.starts_with('{') {
+        (
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                extra.len()
+            ),
+            extra,
+        )
+    } else {
+        (extra.to_string(), "")
+    };
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: docker\r\n{headers}Connection: close\r\n\r\n{body}"
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    let resp = read_head(&mut conn);
+    let (body, _) = read_to_eof(&mut conn, resp.rest.clone(), Duration::from_secs(5));
+    (
+        resp.status(),
+        resp.header("Content-Type").unwrap_or_default().to_string(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// (c) The allow-list is decided on nginx's normalized $uri, and that same path is what
+/// reaches the daemon: encodings, dot segments and doubled slashes neither open a
+/// denied endpoint nor lose an allowed one.
+#[test]
+fn image_allow_list_matches_the_normalized_path() {
+    let defaults = Proxy::start(&[]);
+    let containers = Proxy::start(&[("CONTAINERS", "1")]);
+    let writer = Proxy::start(&[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")]);
+    let ws = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    // (proxy, method, request target, extra headers or JSON body, expected status)
+    let d = defaults.addr();
+    let c = containers.addr();
+    let w = writer.addr();
+    #[rustfmt::skip]
+    let table: Vec<(&str, &str, &str, &str, &str, u16)> = vec![
+        ("defaults", &d, "GET", "/_ping", "", 200),
+        ("defaults", &d, "HEAD", "/_ping", "", 200),
+        ("defaults", &d, "GET", "/v1.41/_ping", "", 200),
+        ("defaults", &d, "GET", "/v1.41/version", "", 200),
+        ("defaults", &d, "GET", "/v1.41/events?since=0&until=1", "", 200),
+        ("defaults", &d, "GET", "/containers/json", "", 403),
+        ("defaults", &d, "GET", "/v1.41/containers/json", "", 403),
+        ("defaults", &d, "GET", "//containers/json", "", 403),
+        ("defaults", &d, "GET", "/v1.41//containers/json", "", 403),
+        ("defaults", &d, "GET", "/_ping/../containers/json", "", 403),
+        ("defaults", &d, "GET", "/_ping/%2e%2e/containers/json", "", 403),
+        ("defaults", &d, "GET", "/version/..%2fcontainers/json", "", 403),
+        ("defaults", &d, "GET", "/%63ontainers/json", "", 403),
+        ("defaults", &d, "GET", "/containers%2fjson", "", 403),
+        ("defaults", &d, "GET", "/containers/json/", "", 403),
+        ("defaults", &d, "GET", "/containers/json?x=/_ping", "", 403),
+        ("defaults", &d, "GET", "/_ping?/containers/json", "", 200),
+        ("defaults", &d, "GET", "http://docker/containers/json", "", 403),
+        ("defaults", &d, "GET", "/CONTAINERS/json", "", 403),
+        ("defaults", &d, "GET", "/vx/_ping", "", 403),
+        ("defaults", &d, "GET", "/_ping%0a", "", 403),
+        ("defaults", &d, "GET", "/_ping%5c", "", 403),
+        ("defaults", &d, "GET", "/info", "", 403),
+        ("defaults", &d, "POST", "/_ping", "", 403),
+        ("defaults", &d, "DELETE", "/containers/x", "", 403),
+        ("defaults", &d, "get", "/_ping", "", 400),
+        ("defaults", &d, "GET", "/_ping%00", "", 400),
+        ("defaults", &d, "GET", "/%2e%2e/containers/json", "", 400),
+        ("containers", &c, "GET", "/containers/json", "", 200),
+        ("containers", &c, "GET", "/v1.41/containers/json?all=1", "", 200),
+        ("containers", &c, "GET", "//containers/json", "", 200),
+        ("containers", &c, "GET", "/%63ontainers/json", "", 200),
+        ("containers", &c, "GET", "/containers%2fjson", "", 200),
+        ("containers", &c, "GET", "/_ping/../containers/json", "", 200),
+        ("containers", &c, "GET", "/containers/json/", "", 404),
+        ("containers", &c, "GET", "/containers/../exec/x/json", "", 403),
+        ("containers", &c, "GET", "/v1.41/images/json", "", 403),
+        ("containers", &c, "POST", "/containers/x/stop", "", 403),
+        ("containers", &c, "GET", "/containers/x/attach/ws?stream=1", ws, 403),
+        ("writer", &w, "POST", "/containers/../exec/nds-no-such-exec/start", "{}", 404),
+        ("writer", &w, "POST", "/v1.41/containers/nds-no-such-container/stop", "", 404),
+        ("writer", &w, "DELETE", "/v1.41/containers/nds-no-such-container", "", 404),
+        ("writer", &w, "POST", "/v1.41/images/create?fromImage=nds-nothing", "", 403),
+        ("writer", &w, "DELETE", "/v1.41/volumes/nds-nothing", "", 403),
+        ("writer", &w, "POST", "/exec/../images/create", "", 403),
+    ];
+    let mut failures = Vec::new();
+    for (name, addr, method, target, headers, want) in &table {
+        let (status, ctype, body) = raw(addr, method, target, headers);
+        let mut ok = status == *want;
+        if status == 403 {
+            // One line of JSON, as the daemon's own errors.
+            ok &= ctype == "application/json"
+                && body.starts_with(&format!("{{\"message\": \"{DENIED}: "))
+                && body.ends_with("\"}\n")
+                && body.lines().count() == 1;
+        }
+        println!(
+            "  {:10} {:6} {:48} {} {}",
+            name,
+            method,
+            target,
+            status,
+            if ok {
+                "ok".to_string()
+            } else {
+                format!("WANT {want}")
+            }
+        );
+        if !ok {
+            failures.push(format!(
+                "{name} {method} {target}: {status} {ctype} {body:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Settings that contradict each other or open write access to the network without
+/// TLS or authentication stop the container before nginx starts, with a clear message.
+#[test]
+fn image_refuses_unsafe_or_contradictory_settings() {
+    let tag = image_tag();
+    let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
+    let check = |env: &[&str], mount: bool| -> Out {
+        // `nginx -t` instead of the server: the entrypoint renders and checks all the same.
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        if mount {
+            args.extend(["-v", &volume]);
+        }
+        for e in env {
+            args.extend(["-e", e]);
+        }
+        args.extend([tag.as_str(), "nginx", "-t"]);
+        cli_run(&Cli::setup(), &direct_host(), &args, Input::None)
+    };
+    let refused: &[(&[&str], bool, &str)] = &[
+        (
+            &["POST=1"],
+            true,
+            "listens on all interfaces without TLS or authentication",
+        ),
+        (&["POST=1", "LISTEN=0.0.0.0:2375"], true, "FORCE_INSECURE=1"),
+        (
+            &["POST=1", "LISTEN=[::]:2375", "CONTAINERS=1"],
+            true,
+            "listens on all interfaces",
+        ),
+        (
+            &["ALLOW_START=1"],
+            true,
+            "ALLOW_START=1 has no effect with POST=0",
+        ),
+        (
+            &["BUILD=1", "LISTEN=127.0.0.1:2375"],
+            true,
+            "BUILD=1 has no effect with POST=0",
+        ),
+        (
+            &["CONTAINERS=maybe"],
+            true,
+            "CONTAINERS=maybe: use 1 (grant) or 0 (deny)",
+        ),
+        (
+            &["LISTEN=localhost"],
+            true,
+            "LISTEN=localhost: expected PORT",
+        ),
+        (
+            &[
+                "UPSTREAM=tcp://127.0.0.1:2375",
+                "SOCKET_PATH=/var/run/docker.sock",
+            ],
+            true,
+            "disagree",
+        ),
+        (&[], false, "no Docker socket at /var/run/docker.sock"),
+    ];
+    let mut failures = Vec::new();
+    for (env, mount, want) in refused {
+        let out = check(env, *mount);
+        let ok = out.code == Some(64)
+            && out.stderr.contains("refusing to start")
+            && out.stderr.contains(want);
+        println!(
+            "  refuses {:70} {}",
+            format!("{env:?}"),
+            if ok { "ok" } else { "NO" }
+        );
+        if !ok {
+            failures.push(format!("{env:?}: {}", out.brief()));
+        }
+    }
+    let accepted: &[&[&str]] = &[
+        &[],
+        &["POST=1", "LISTEN=127.0.0.1:2375", "CONTAINERS=1", "EXEC=1"],
+        &["POST=1", "FORCE_INSECURE=1", "CONTAINERS=1"],
+        &[
+            "CONTAINERS=true",
+            "IMAGES=yes",
+            "EVENTS=0",
+            "LOG_LEVEL=warning",
+            "ACCESS_LOG=0",
+        ],
+    ];
+    for env in accepted {
+        let out = check(env, true);
+        let ok = out.ok() && out.stderr.contains("test is successful");
+        println!(
+            "  accepts {:70} {}",
+            format!("{env:?}"),
+            if ok { "ok" } else { "NO" }
+        );
+        if !ok {
+            failures.push(format!("{env:?} refused: {}", out.brief()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// (d) nginx is PID 1 in the foreground: `docker stop` (SIGTERM) ends it at once even
+/// with a stream open, SIGQUIT stops it gracefully within SHUTDOWN_TIMEOUT, and its
+/// logs go to stdout (access) and stderr (errors, the entrypoint).
+#[test]
+fn image_stops_cleanly_and_logs_to_stdio() {
+    for (signal, env, limit) in [
+        ("TERM", vec![], Duration::from_secs(3)),
+        (
+            "QUIT",
+            vec![("SHUTDOWN_TIMEOUT", "1s")],
+            Duration::from_secs(6),
+        ),
+    ] {
+        let proxy = Proxy::start(&env);
+        // A stream that only ends when the proxy closes it.
+        let mut events = Command::new(&Cli::setup().path)
+            .args(["events"])
+            .env("DOCKER_HOST", proxy.host())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let version = cli_run(&Cli::setup(), &proxy.host(), &["version"], Input::None);
+        assert!(version.ok(), "{}", version.brief());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            events.try_wait().unwrap().is_none(),
+            "docker events ended early"
+        );
+
+        let started = Instant::now();
+        if signal == "TERM" {
+            direct(&["stop", &proxy.id]);
+        } else {
+            direct(&["kill", "-s", "QUIT", &proxy.id]);
+            while proxy.running() && started.elapsed() < Duration::from_secs(15) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let took = started.elapsed();
+        let code = direct(&["inspect", "-f", "{{.State.ExitCode}}", &proxy.id]);
+        println!("  SIG{signal}: stopped in {took:.1?}, exit code {code}");
+        assert!(took < limit, "SIG{signal}: stopping took {took:?}");
+        assert_eq!(code, "0", "SIG{signal}: exit code");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while events.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ended = events.try_wait().unwrap().is_some();
+        let _ = events.kill();
+        let _ = events.wait();
+        assert!(ended, "SIG{signal}: the events stream outlived the proxy");
+
+        let logs = proxy.logs();
+        assert!(
+            logs.stdout_str()
+                .contains("\"GET /v1.41/version HTTP/1.1\" 200"),
+            "access log on stdout: {}",
+            logs.brief()
+        );
+        assert!(
+            logs.stderr
+                .contains("docker-entrypoint: Docker API proxy: listen 127.0.0.1:"),
+            "entrypoint on stderr: {}",
+            logs.brief()
+        );
+        assert!(!logs.stdout_str().contains("[emerg]") && !logs.stderr.contains("[emerg]"));
+    }
+}
+
+/// UPSTREAM=tcp://HOST:PORT: a daemon over TCP (here: another proxy from the image),
+/// hijacked streams included; an unreachable daemon gives a JSON 502.
+#[test]
+fn image_tcp_upstream() {
+    let grants = [("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")];
+    let first = Proxy::start(&grants);
+    let upstream = format!("tcp://{}", first.addr());
+    let mut env = grants.to_vec();
+    env.push(("UPSTREAM", &upstream));
+    let second = Proxy::start(&env);
+    let cli = Cli::setup();
+    let run = cli_run(
+        &cli,
+        &second.host(),
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            &image(),
+            "tr",
+            "a-z",
+            "A-Z",
+        ],
+        Input::Bytes(b"through two proxies\n".to_vec()),
+    );
+    println!("  run -i via tcp upstream: {}", run.brief());
+    assert!(
+        run.ok() && run.stdout_str() == "THROUGH TWO PROXIES\n",
+        "{}",
+        run.brief()
+    );
+
+    let closed = format!("tcp://127.0.0.1:{}", free_port());
+    let nowhere = Proxy::start(&[("UPSTREAM", &closed)]);
+    let (status, ctype, body) = raw(&nowhere.addr(), "GET", "/_ping", "");
+    println!("  unreachable daemon: {status} {body:?}");
+    assert_eq!(
+        (status, ctype.as_str()),
+        (502, "application/json"),
+        "{body}"
+    );
+    assert_eq!(
+        body,
+        format!("{{\"message\": \"the proxy cannot reach the Docker daemon at {closed}\"}}\n")
+    );
+}
