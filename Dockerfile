@@ -51,7 +51,8 @@ COPY image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 # The module loads into this nginx and the default settings render a valid configuration.
 RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t
 
-EXPOSE 2375
+# 2375: plain HTTP; 2376: TLS, when a server certificate is mounted (image/README.md).
+EXPOSE 2375 2376
 # SIGTERM (docker stop): nginx's fast shutdown, open streams are closed at once.
 # SIGQUIT: graceful shutdown, bounded by SHUTDOWN_TIMEOUT.
 STOPSIGNAL SIGTERM

@@ -106,42 +106,187 @@ case $upstream in
     *) die "UPSTREAM=$upstream: expected unix:///path/to/docker.sock or tcp://HOST:PORT" ;;
 esac
 
-# --- listener -------------------------------------------------------------------------
+# --- TLS ----------------------------------------------------------------------------
 
-listen=${LISTEN:-2375}
-all_interfaces=0
-loopback=0
-if [[ $listen =~ ^[0-9]+$ ]]; then
-    port=$listen host=
-elif [[ $listen =~ ^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]+)$ ]]; then
-    host=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
-else
-    die "LISTEN=$listen: expected PORT, ADDRESS:PORT or [IPV6]:PORT"
+# Server side names of Docker's "Protect the Docker daemon socket" guide (dockerd
+# --tlscacert=ca.pem --tlscert=server-cert.pem --tlskey=server-key.pem); the client
+# side (DOCKER_CERT_PATH) has ca.pem, cert.pem and key.pem.
+certdir=${TLS_CERTDIR:-/certs}
+if [ -n "${TLS_CERTDIR:-}" ] && [ ! -d "$certdir" ]; then
+    die "TLS_CERTDIR=$certdir: no such directory (mount the certificates there)"
 fi
-[ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "LISTEN=$listen: port out of range"
-case $host in
-    '' | '*' | 0.0.0.0 | '[::]') all_interfaces=1 ;;
-    127.* | '[::1]' | localhost) loopback=1 ;;
-esac
-if [ -z "$host" ] || [ "$host" = '*' ]; then
-    if [ "$DISABLE_IPV6" = 0 ] && [ -s /proc/net/if_inet6 ]; then
-        listen_directives="listen [::]:$port ipv6only=off;"
+# Sets the variable named $1 to the file given by variable $2, or $certdir/$3; empty
+# when that default file does not exist. A file named explicitly must exist.
+tls_file() {
+    local out=$1 var=$2 f=${!2:-}
+    if [ -n "$f" ]; then
+        [ -e "$f" ] || die "$var=$f: no such file (mount it into the container)"
     else
-        listen_directives="listen $port;"
+        f=$certdir/$3
+        [ -e "$f" ] || f=
     fi
-else
-    listen_directives="listen $host:$port;"
+    [ -z "$f" ] || [[ $f =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "$var=$f: use an absolute path of letters, digits and ._/@+-"
+    printf -v "$out" %s "$f"
+}
+tls_file tls_cert TLS_CERT server-cert.pem
+tls_file tls_key TLS_KEY server-key.pem
+tls_file tls_ca TLS_CACERT ca.pem
+if [ -n "$tls_cert" ] && [ -z "$tls_key" ]; then
+    die "server certificate $tls_cert without its key: mount the key at $certdir/server-key.pem or set TLS_KEY"
 fi
+if [ -z "$tls_cert" ] && [ -n "$tls_key" ]; then
+    die "server key $tls_key without its certificate: mount the certificate at $certdir/server-cert.pem or set TLS_CERT"
+fi
+if [ -z "$tls_cert" ] && [ -n "$tls_ca" ]; then
+    die "CA certificate $tls_ca (to verify client certificates) but no server certificate: mount server-cert.pem and server-key.pem in $certdir, or set TLS_CERT and TLS_KEY"
+fi
+tls=0 verify=0
+[ -z "$tls_cert" ] || tls=1
+[ -z "$tls_ca" ] || verify=1
 
-# No TLS and no authentication yet: write access must not be reachable from other hosts.
-if [ "$loopback" = 0 ] && [ "$POST" = 1 ]; then
-    where="on all interfaces"
+# --- authentication -------------------------------------------------------------------
+
+auth_url=${AUTH_URL:-}
+auth=0
+if [ -n "$auth_url" ]; then
+    [[ $auth_url =~ ^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~/%!*+,=:@-]*)?$ ]] \
+        || die "AUTH_URL=$auth_url: expected http(s)://HOST[:PORT][/PATH] (no query string)"
+    auth=1
+fi
+auth_timeout=${AUTH_TIMEOUT:-5s}
+[[ $auth_timeout =~ ^[0-9]+(ms|s|m)?$ ]] || die "AUTH_TIMEOUT=$auth_timeout: use an nginx time (5s, 500ms)"
+
+# --- listeners ------------------------------------------------------------------------
+
+listen_directives=
+# add_listener VAR VALUE SSL: one listen directive, and the check that write access is
+# not reachable from the network without TLS client certificates or authentication.
+add_listener() {
+    local var=$1 value=$2 ssl=$3 host port all_interfaces=0 loopback=0 params=
+    if [[ $value =~ ^[0-9]+$ ]]; then
+        port=$value host=
+    elif [[ $value =~ ^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]+)$ ]]; then
+        host=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
+    else
+        die "$var=$value: expected PORT, ADDRESS:PORT or [IPV6]:PORT"
+    fi
+    [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "$var=$value: port out of range"
+    case $host in
+        '' | '*' | 0.0.0.0 | '[::]') all_interfaces=1 ;;
+        127.* | '[::1]' | localhost) loopback=1 ;;
+    esac
+    [ "$ssl" = 0 ] || params=" ssl"
+    local d
+    if [ -z "$host" ] || [ "$host" = '*' ]; then
+        if [ "$DISABLE_IPV6" = 0 ] && [ -s /proc/net/if_inet6 ]; then
+            d="listen [::]:$port$params ipv6only=off;"
+        else
+            d="listen $port$params;"
+        fi
+    else
+        d="listen $host:$port$params;"
+    fi
+    listen_directives+="${listen_directives:+ }$d"
+
+    # Write access is root on the host: from the network only with a client
+    # certificate or an authentication service in front of it.
+    [ "$loopback" = 0 ] && [ "$POST" = 1 ] || return 0
+    [ "$auth" = 0 ] || return 0
+    [ "$ssl" = 0 ] || [ "$verify" = 0 ] || return 0
+    local where="on all interfaces" how="without TLS or authentication"
     [ "$all_interfaces" = 1 ] || where="on $host, not loopback"
+    [ "$ssl" = 0 ] || how="with TLS but without client certificates (no CA: $certdir/ca.pem or TLS_CACERT) or authentication"
     if [ "$FORCE_INSECURE" = 1 ]; then
-        log "warning: LISTEN=$listen listens $where without TLS or authentication and POST=1 grants write access (FORCE_INSECURE=1)"
+        log "warning: $var=$value listens $where $how and POST=1 grants write access (FORCE_INSECURE=1)"
     else
-        die "LISTEN=$listen listens $where without TLS or authentication, and POST=1 lets anyone who reaches it change state (with CONTAINERS=1: root on the host). Listen on loopback (LISTEN=127.0.0.1:$port), keep POST=0 (read-only), or, on a network you trust (an internal Docker network), set FORCE_INSECURE=1"
+        die "$var=$value listens $where $how, and POST=1 lets anyone who reaches it change state (with CONTAINERS=1: root on the host). Listen on loopback ($var=127.0.0.1:$port), keep POST=0 (read-only), require client certificates (server-cert.pem, server-key.pem and ca.pem in $certdir), set AUTH_URL, or, on a network you trust (an internal Docker network), set FORCE_INSECURE=1"
     fi
+}
+
+if [ "$tls" = 1 ]; then
+    add_listener LISTEN "${LISTEN:-2376}" 1
+    if [ -n "${LISTEN_PLAIN:-}" ]; then
+        [ "$LISTEN_PLAIN" != "${LISTEN:-2376}" ] || die "LISTEN_PLAIN=$LISTEN_PLAIN: the same as the TLS listener (LISTEN)"
+        add_listener LISTEN_PLAIN "$LISTEN_PLAIN" 0
+    fi
+else
+    [ -z "${LISTEN_PLAIN:-}" ] || die "LISTEN_PLAIN=$LISTEN_PLAIN is a plain listener next to the TLS one, but there is no server certificate ($certdir/server-cert.pem or TLS_CERT); without TLS, LISTEN is plain"
+    add_listener LISTEN "${LISTEN:-2375}" 0
+fi
+
+tls_directives=
+if [ "$tls" = 1 ]; then
+    tls_directives="
+        # TLS (docker --tlsverify, DOCKER_TLS_VERIFY=1). No HTTP/2: hijacked streams need
+        # HTTP/1.1, and the docker CLI does not offer h2.
+        ssl_certificate $tls_cert;
+        ssl_certificate_key $tls_key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        error_page 497 = @nds_tls_plain;
+        location @nds_tls_plain {
+            return 400 '{\"message\": \"plain HTTP request sent to the TLS listener of the Docker API proxy: use docker --tlsverify (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)\"}\\n';
+        }"
+    if [ "$verify" = 1 ]; then
+        tls_directives+="
+        # Client certificates signed by this CA only, as dockerd --tlsverify.
+        ssl_client_certificate $tls_ca;
+        ssl_verify_client on;
+        ssl_verify_depth 3;
+        error_page 495 = @nds_tls_bad_cert;
+        error_page 496 = @nds_tls_no_cert;
+        location @nds_tls_bad_cert {
+            return 403 '{\"message\": \"the Docker API proxy rejected the client certificate (\$ssl_client_verify)\"}\\n';
+        }
+        location @nds_tls_no_cert {
+            return 403 '{\"message\": \"the Docker API proxy requires a client certificate: docker --tlsverify --tlscacert ca.pem --tlscert cert.pem --tlskey key.pem, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH\"}\\n';
+        }"
+    fi
+fi
+
+auth_location= auth_server=
+if [ "$auth" = 1 ]; then
+    auth_location="
+            # Every request, hijacked ones included, is first checked by the
+            # authentication service (AUTH_URL) with the client's headers.
+            auth_request /_nds_auth;
+            auth_request_set \$nds_auth_status \$upstream_status;
+            error_page 401 = @nds_auth_401;
+            error_page 403 = @nds_auth_403;
+            error_page 500 = @nds_auth_error;"
+    auth_server="
+        location = /_nds_auth {
+            internal;
+            proxy_pass $auth_url;
+            # The client's headers (a token from config.json \"HttpHeaders\",
+            # Authorization), not its body.
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length \"\";
+            proxy_set_header Transfer-Encoding \"\";
+            # What is asked, by whom (set here, so a client cannot forge them).
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Client-Cert-Subject \$ssl_client_s_dn;
+            proxy_set_header X-Client-Cert-Verify \$ssl_client_verify;
+            proxy_connect_timeout $auth_timeout;
+            proxy_send_timeout $auth_timeout;
+            proxy_read_timeout $auth_timeout;
+        }
+        location @nds_auth_401 {
+            return 401 '{\"message\": \"the Docker API proxy: authentication required, the authentication service refused the request (401)\"}\\n';
+        }
+        location @nds_auth_403 {
+            return 403 '{\"message\": \"the Docker API proxy: the authentication service denied the request (403)\"}\\n';
+        }
+        location @nds_auth_error {
+            # An authentication service that is down, slow or answers anything but
+            # 2xx, 401 or 403: refused, never let through.
+            if (\$nds_auth_status = \"\") {
+                return 500 '{\"message\": \"internal error in the Docker API proxy\"}\\n';
+            }
+            return 502 '{\"message\": \"the Docker API proxy could not check the request with the authentication service (status \$nds_auth_status); refused\"}\\n';
+        }"
 fi
 
 # --- logging and processes ------------------------------------------------------------
@@ -164,10 +309,13 @@ if [ "$ACCESS_LOG" = 1 ]; then access_log="/dev/stdout nds"; else access_log=off
 export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$workers \
     NDS_ERROR_LOG_LEVEL=$level NDS_SHUTDOWN_TIMEOUT=$shutdown_timeout \
     NDS_ACCESS_LOG=$access_log NDS_LISTEN_DIRECTIVES=$listen_directives \
-    NDS_PROXY_PASS=$proxy_pass NDS_UPSTREAM_DISPLAY=$upstream_display
+    NDS_PROXY_PASS=$proxy_pass NDS_UPSTREAM_DISPLAY=$upstream_display \
+    NDS_TLS_DIRECTIVES=$tls_directives NDS_AUTH_LOCATION=$auth_location \
+    NDS_AUTH_SERVER=$auth_server
 envsubst '${NDS_WORKER_USER} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
     ${NDS_SHUTDOWN_TIMEOUT} ${NDS_ACCESS_LOG} ${NDS_LISTEN_DIRECTIVES} ${NDS_PROXY_PASS}
-    ${NDS_UPSTREAM_DISPLAY}' <"$share/nginx.conf.template" >"$conf.tmp"
+    ${NDS_UPSTREAM_DISPLAY} ${NDS_TLS_DIRECTIVES} ${NDS_AUTH_LOCATION}
+    ${NDS_AUTH_SERVER}' <"$share/nginx.conf.template" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 
 # The allow-list as nginx maps. $uri is nginx's normalized path (percent-decoded, dot
@@ -220,5 +368,8 @@ deny='access denied by the Docker API proxy'
     echo '}'
 } >"$allow_conf"
 
-log "Docker API proxy: $listen_directives -> $upstream_display; POST=$POST; granted:$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
+security="TLS: off"
+[ "$tls" = 0 ] || security="TLS: $tls_cert$([ "$verify" = 0 ] && echo ', no client certificates' || echo ", client certificates from $tls_ca")"
+[ "$auth" = 0 ] || security+="; auth_request: $auth_url"
+log "Docker API proxy: $listen_directives -> $upstream_display; $security; POST=$POST; granted:$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
 exec "$@"

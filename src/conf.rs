@@ -27,6 +27,8 @@ pub struct LocConf {
     pub enable: ngx_flag_t,
     /// Idle limit of a tunnel or long-poll in ms; `TIMEOUT_OFF` for none.
     pub timeout: ngx_msec_t,
+    /// `docker_stream_splice`.
+    pub splice: ngx_flag_t,
 }
 
 impl Default for LocConf {
@@ -34,6 +36,7 @@ impl Default for LocConf {
         Self {
             enable: UNSET_FLAG,
             timeout: UNSET_MSEC,
+            splice: UNSET_FLAG,
         }
     }
 }
@@ -41,6 +44,10 @@ impl Default for LocConf {
 impl LocConf {
     pub fn enabled(&self) -> bool {
         self.enable == 1
+    }
+
+    pub fn splice_enabled(&self) -> bool {
+        self.splice == 1
     }
 
     pub fn idle_timeout(&self) -> Option<ngx_msec_t> {
@@ -55,6 +62,13 @@ impl Merge for LocConf {
                 1
             } else {
                 prev.enable
+            };
+        }
+        if self.splice == UNSET_FLAG {
+            self.splice = if prev.splice == UNSET_FLAG {
+                1
+            } else {
+                prev.splice
             };
         }
         if self.timeout == UNSET_MSEC {
@@ -108,7 +122,7 @@ pub unsafe fn merge_loc_conf(
 
 const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 3] = [
+pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 4] = [
     ngx_command_t {
         name: ngx_string!("docker_stream"),
         type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
@@ -123,6 +137,14 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 3] = [
         set: Some(set_timeout),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_stream_splice"),
+        type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(ngx_conf_set_flag_slot),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: core::mem::offset_of!(LocConf, splice),
         post: ptr::null_mut(),
     },
     ngx_command_t::empty(),

@@ -19,6 +19,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf};
 mod conf;
 mod filter;
 mod guard;
+mod splice;
 mod tunnel;
 mod variables;
 

@@ -25,9 +25,10 @@ use nginx_sys::{
     ngx_int_t, ngx_msec_t, ngx_palloc, ngx_pcalloc, ngx_post_event, ngx_posted_events, off_t,
     NGX_AGAIN, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
 };
-use ngx::http::HttpModuleLocationConf;
+use ngx::http::{HttpModuleLocationConf, Request};
 use ngx::ngx_log_error;
 
+use crate::splice::{self, Lane};
 use crate::{guard, DockerStreamModule};
 
 /// How the request became a tunnel; `$docker_stream` shows it.
@@ -54,6 +55,11 @@ pub struct Tunnel {
     upstream_shut: bool,
     upstream_write_failed: bool,
     timeout: ngx_msec_t,
+    /// splice(2) lanes may start (`docker_stream_splice`; plain sockets on both sides).
+    splice: bool,
+    /// daemon → client and client → daemon.
+    down: Lane,
+    up: Lane,
 }
 
 fn module_ctx_index() -> usize {
@@ -79,9 +85,9 @@ pub unsafe fn attach(r: *mut ngx_http_request_t, mode: Mode) -> ngx_int_t {
     if t.is_null() {
         return NGX_ERROR as ngx_int_t;
     }
-    let timeout = DockerStreamModule::location_conf(&*r)
-        .and_then(|c| c.idle_timeout())
-        .unwrap_or(0);
+    let conf = DockerStreamModule::location_conf(&*r);
+    let timeout = conf.and_then(|c| c.idle_timeout()).unwrap_or(0);
+    let splice = conf.is_some_and(|c| c.splice_enabled());
     t.write(Tunnel {
         mode,
         installed: false,
@@ -96,6 +102,9 @@ pub unsafe fn attach(r: *mut ngx_http_request_t, mode: Mode) -> ngx_int_t {
         upstream_shut: false,
         upstream_write_failed: false,
         timeout,
+        splice,
+        down: Lane::new(),
+        up: Lane::new(),
     });
     *(*r).ctx.add(module_ctx_index()) = t.cast();
     NGX_OK as ngx_int_t
@@ -175,9 +184,33 @@ enum End {
 #[derive(Default)]
 struct Pumped {
     moved: bool,
+    /// A read filled the buffer: bulk traffic, worth a splice lane.
+    filled: bool,
     src_eof: bool,
     src_error: bool,
     dst_error: bool,
+}
+
+impl Pumped {
+    fn merge(&mut self, o: Pumped) {
+        self.moved |= o.moved;
+        self.filled |= o.filled;
+        self.src_eof |= o.src_eof;
+        self.src_error |= o.src_error;
+        self.dst_error |= o.dst_error;
+    }
+}
+
+impl From<splice::Spliced> for Pumped {
+    fn from(s: splice::Spliced) -> Self {
+        Pumped {
+            moved: s.moved,
+            filled: false,
+            src_eof: s.src_eof,
+            src_error: s.src_error,
+            dst_error: s.dst_error,
+        }
+    }
 }
 
 /// Moves bytes from `src` through `b` to `dst` until neither side can make progress.
@@ -218,6 +251,7 @@ unsafe fn pump(
                 if let Some(count) = received.as_deref_mut() {
                     *count += n as off_t;
                 }
+                out.filled |= n as usize == space;
                 progress = true;
             } else if n == 0 {
                 out.src_eof = true;
@@ -291,23 +325,72 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
     }
     let head_sent = (*r).out.is_null();
 
-    let received = (*u).state.as_mut().map(|s| &mut s.bytes_received);
-    let down = pump(
-        pc,
-        c,
-        &mut (*u).buffer,
-        !t.upstream_eof,
-        head_sent,
-        received,
-    );
+    let plain = t.splice && (*c).ssl.is_null() && (*pc).ssl.is_null();
+    let pool = (*r).pool;
 
+    // daemon → client
+    let state = (*u).state;
+    let received = || state.as_mut().map(|s| &mut s.bytes_received);
+    let mut down = if t.down.active() {
+        splice::pump(pc, c, &mut t.down, !t.upstream_eof, head_sent, received()).into()
+    } else {
+        pump(
+            pc,
+            c,
+            &mut (*u).buffer,
+            !t.upstream_eof,
+            head_sent,
+            received(),
+        )
+    };
+    if plain
+        && down.filled
+        && !t.down.active()
+        && head_sent
+        && is_empty(&(*u).buffer)
+        && t.down.start(pool)
+    {
+        ngx::ngx_log_debug_http!(
+            Request::from_ngx_http_request(r),
+            "docker_stream: splice lane daemon->client"
+        );
+        down.merge(
+            splice::pump(
+                pc,
+                c,
+                &mut t.down,
+                !t.upstream_eof && !down.src_eof,
+                true,
+                received(),
+            )
+            .into(),
+        );
+    }
+
+    // client → daemon
     let mut up = Pumped::default();
     let hin = (*r).header_in;
     if !hin.is_null() && !is_empty(&*hin) {
         // Bytes the client sent right behind the request head go first, as stream bytes.
         up = pump(c, pc, hin, false, !t.upstream_write_failed, None);
     }
-    if hin.is_null() || is_empty(&*hin) {
+    if t.up.active() {
+        up.merge(
+            splice::pump(
+                c,
+                pc,
+                &mut t.up,
+                !t.client_eof,
+                !t.upstream_write_failed,
+                None,
+            )
+            .into(),
+        );
+        if t.upstream_write_failed {
+            // Nothing more can reach the daemon; drain the client into the void.
+            t.up.queued = 0;
+        }
+    } else if hin.is_null() || is_empty(&*hin) {
         let b = ptr::addr_of_mut!((*u).from_client);
         if (*b).start.is_null() {
             let size = (*(*u).conf).buffer_size;
@@ -322,13 +405,24 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
             (*b).set_temporary(1);
         }
         let more = pump(c, pc, b, !t.client_eof, !t.upstream_write_failed, None);
-        up.moved |= more.moved;
-        up.src_eof |= more.src_eof;
-        up.src_error |= more.src_error;
-        up.dst_error |= more.dst_error;
+        let bulk = more.filled;
+        up.merge(more);
         if t.upstream_write_failed {
             (*b).pos = (*b).start;
             (*b).last = (*b).start;
+        }
+        if plain
+            && bulk
+            && is_empty(&*b)
+            && !t.upstream_write_failed
+            && !up.src_eof
+            && t.up.start(pool)
+        {
+            ngx::ngx_log_debug_http!(
+                Request::from_ngx_http_request(r),
+                "docker_stream: splice lane client->daemon"
+            );
+            up.merge(splice::pump(c, pc, &mut t.up, !t.client_eof, true, None).into());
         }
     }
 
@@ -356,13 +450,14 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         );
     }
 
-    let client_drained = (hin.is_null() || is_empty(&*hin)) && is_empty(&(*u).from_client);
+    let client_drained =
+        (hin.is_null() || is_empty(&*hin)) && is_empty(&(*u).from_client) && t.up.queued == 0;
     if t.client_eof && !t.upstream_shut && (client_drained || t.upstream_write_failed) {
         t.upstream_shut = true;
         half_close(pc);
     }
 
-    if t.upstream_eof && is_empty(&(*u).buffer) && (*r).out.is_null() {
+    if t.upstream_eof && is_empty(&(*u).buffer) && t.down.queued == 0 && (*r).out.is_null() {
         return finish(r, t, End::Done);
     }
 

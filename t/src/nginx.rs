@@ -58,6 +58,9 @@ pub struct NginxConf {
     pub server: String,
     /// Extra directives in `http {}`.
     pub http: String,
+    /// Extra directives in the main context, and `worker_connections`.
+    pub main: String,
+    pub worker_connections: u32,
     /// Another nginx binary and module build (e.g. Debian's nginx 1.22).
     pub nginx_bin: Option<PathBuf>,
     pub module_file: Option<PathBuf>,
@@ -70,6 +73,8 @@ impl NginxConf {
             location: recipe.location(upstream),
             server: String::new(),
             http: String::new(),
+            main: String::new(),
+            worker_connections: 4096,
             nginx_bin: None,
             module_file: None,
         }
@@ -219,7 +224,8 @@ master_process on;
 worker_processes 1;
 error_log {dir}/logs/error.log info;
 pid {dir}/logs/nginx.pid;
-events {{ worker_connections 4096; }}
+{main}
+events {{ worker_connections {wc}; }}
 http {{
     {log_format}
     access_log {dir}/logs/access.log ds;
@@ -248,6 +254,8 @@ http {{
 "#,
         dir = dir.display(),
         log_format = log_format(conf.module),
+        main = conf.main,
+        wc = conf.worker_connections,
         http = conf.http,
         server = conf.server,
         location = conf.location,

@@ -538,3 +538,94 @@ async fn http2_client_gets_a_clear_error() {
     nginx.assert_healthy();
     nginx2.assert_healthy();
 }
+
+/// Bulk data both ways, byte-exact, through the zero-copy lanes (splice) and through the
+/// copying relay (`docker_stream_splice off`), with the client reading slowly at times so
+/// that both sides see back-pressure.
+#[test]
+fn bulk_both_ways_with_and_without_splice() {
+    let fake = echo_daemon(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n"),
+        false,
+    );
+    for splice in ["on", "off"] {
+        let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+        conf.location = format!("docker_stream_splice {splice}; {}", conf.location);
+        conf.main = "error_log logs/debug.log debug;".into();
+        let nginx = Nginx::start(&conf);
+        for upgrade in [true, false] {
+            let mut conn = Conn::connect(&nginx.addr());
+            let r = raw::request(&mut conn, &post("/containers/x/attach", upgrade));
+            let payload = nds_tests::pseudo_random(24 << 20, 11);
+            let Conn::Tcp(tcp) = &conn else {
+                unreachable!()
+            };
+            let mut writer = tcp.try_clone().unwrap();
+            let sent = payload.clone();
+            let w = std::thread::spawn(move || {
+                for (i, chunk) in sent.chunks(1 << 20).enumerate() {
+                    writer.write_all(chunk).unwrap();
+                    if i % 8 == 7 {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                writer.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let mut got = r.rest;
+            let mut chunk = vec![0u8; 1 << 16];
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                match conn.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    Err(_) => continue,
+                }
+                if got.len() % (4 << 20) < (1 << 16) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            w.join().unwrap();
+            assert_eq!(
+                got.len(),
+                payload.len() + 4,
+                "splice {splice}, upgrade {upgrade}"
+            );
+            assert!(
+                got[..payload.len()] == payload[..] && got.ends_with(b"bye\n"),
+                "bytes differ (splice {splice})"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let log = nginx.access_log();
+        for l in log.lines().filter(|l| l.contains("/attach")) {
+            let ubr: u64 = l
+                .split(' ')
+                .find_map(|f| f.strip_prefix("ubr="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let bs: u64 = l
+                .split(' ')
+                .find_map(|f| f.strip_prefix("bs="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                ubr >= (24 << 20) + 4 && bs >= (24 << 20) + 4,
+                "accounting (splice {splice}): {l}"
+            );
+        }
+        // Which relay carried the bytes (nginx is built --with-debug): both requests
+        // open both lanes with splice on, none with it off.
+        let debug = std::fs::read_to_string(nginx.dir.path().join("logs/debug.log")).unwrap();
+        for lane in ["daemon->client", "client->daemon"] {
+            let used = debug.matches(&format!("splice lane {lane}")).count();
+            assert_eq!(
+                used,
+                if splice == "on" { 2 } else { 0 },
+                "splice {splice}, lane {lane}"
+            );
+        }
+        nginx.assert_healthy();
+    }
+}

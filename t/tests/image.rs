@@ -8,6 +8,8 @@
 //! /var/run/docker.sock; the container uses the host's network and listens on a free
 //! loopback port.
 
+mod common;
+
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -67,6 +69,11 @@ struct Proxy {
 
 impl Proxy {
     fn start(env: &[(&str, &str)]) -> Proxy {
+        Self::start_with(env, &[])
+    }
+
+    /// With more `docker run` arguments (mounts).
+    fn start_with(env: &[(&str, &str)], docker_args: &[&str]) -> Proxy {
         let tag = image_tag();
         let port = free_port();
         let listen = format!("LISTEN=127.0.0.1:{port}");
@@ -85,6 +92,7 @@ impl Proxy {
         for p in &pairs {
             args.extend(["-e", p.as_str()]);
         }
+        args.extend(docker_args);
         args.push(&tag);
         let id = direct(&args);
         let proxy = Proxy {
@@ -573,4 +581,334 @@ fn image_tcp_upstream() {
         body,
         format!("{{\"message\": \"the proxy cannot reach the Docker daemon at {closed}\"}}\n")
     );
+}
+
+// --- TLS and auth_request -----------------------------------------------------------
+
+use common::{closed_url, docker_config, labelled, run_env, tls_get, AuthService, Certs};
+
+/// `docker run` of the busybox image with a label, so that a run that must not reach
+/// the daemon can be looked for afterwards.
+fn labelled_run<'a>(label: &'a str, img: &'a str) -> Vec<&'a str> {
+    vec!["run", "--rm", "--label", label, "--network", "none", img, "echo", "no"]
+}
+
+/// Runs that must succeed through `host` with `pre` (global flags) and `env`: version,
+/// run, run -i, and exec -i into `id`.
+fn assert_works(cli: &Cli, host: &str, pre: &[&str], env: &[(&str, &str)], id: &str, what: &str) {
+    let img = image();
+    let cases: [(&[&str], Input, &str); 4] = [
+        (&["version", "--format", "{{.Server.APIVersion}}"], Input::None, "1.41\n"),
+        (&["run", "--rm", "--network", "none", &img, "echo", "hi"], Input::None, "hi\n"),
+        (
+            &["run", "-i", "--rm", "--network", "none", &img, "tr", "a-z", "A-Z"],
+            Input::Bytes(b"x\n".to_vec()),
+            "X\n",
+        ),
+        (&["exec", "-i", id, "tr", "a-z", "A-Z"], Input::Bytes(b"y\n".to_vec()), "Y\n"),
+    ];
+    for (args, input, want) in cases {
+        let all: Vec<&str> = pre.iter().chain(args).copied().collect();
+        let out = run_env(cli, host, &all, input, env);
+        println!("  {:5} {what:10} {:10} {}", cli.name, args[..2].join(" "), out.brief());
+        assert!(out.ok() && out.stdout_str() == want, "{what}: {}", out.brief());
+    }
+}
+
+/// Runs that must be refused with `want` in the message: version, a labelled run, exec.
+fn assert_refused(cli: &Cli, host: &str, env: &[(&str, &str)], label: &str, id: &str, want: &str, what: &str) {
+    let img = image();
+    for args in [vec!["version"], labelled_run(label, &img), vec!["exec", id, "echo", "no"]] {
+        let out = run_env(cli, host, &args, Input::None, env);
+        println!("  {:5} {what:10} {:10} {}", cli.name, args[0], out.brief());
+        assert!(
+            !out.ok()
+                && out.stderr.contains(want)
+                && (args[0] == "version" || out.stdout.is_empty()),
+            "{what}: {}",
+            out.brief()
+        );
+    }
+}
+
+/// TLS with client certificates: a server certificate, its key and a CA mounted at
+/// /certs make the image a `dockerd --tlsverify` look-alike. The right client
+/// certificate works with `--tlsverify` flags and with DOCKER_TLS_VERIFY +
+/// DOCKER_CERT_PATH, hijacked streams included; no certificate, one of another CA, or
+/// plain HTTP are refused before anything reaches the daemon.
+#[test]
+fn image_tls_client_certificates() {
+    let certs = Certs::generate();
+    let mount = format!("{}:/certs:ro", certs.path_str("server"));
+    let proxy = Proxy::start_with(
+        &[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")],
+        &["-v", &mount],
+    );
+    let host = proxy.host();
+    let label_value = nds_tests::unique("tls-refused");
+    let label = format!("nds-test={label_value}");
+    let mut c = Containers(vec![]);
+    let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(id.clone());
+    let (ca, cert, key) = (
+        certs.path_str("good/ca.pem"),
+        certs.path_str("good/cert.pem"),
+        certs.path_str("good/key.pem"),
+    );
+    let flags = ["--tlsverify", "--tlscacert", &ca, "--tlscert", &cert, "--tlskey", &key];
+    let good = certs.path_str("good");
+    let other = certs.path_str("other");
+    let nocert = certs.path_str("nocert");
+    let needs_cert = "the Docker API proxy requires a client certificate";
+    for cli in Cli::all() {
+        assert_works(&cli, &host, &flags, &[], &id, "flags");
+        let env = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", good.as_str())];
+        assert_works(&cli, &host, &[], &env, &id, "env");
+
+        for (what, dir) in [("no cert", &nocert), ("other CA", &other)] {
+            let env = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", dir.as_str())];
+            assert_refused(&cli, &host, &env, &label, &id, needs_cert, what);
+        }
+        assert_refused(&cli, &host, &[], &label, &id, "plain HTTP request sent to the TLS listener", "plain");
+    }
+    assert_eq!(labelled(&label_value), "", "a refused run reached the daemon");
+
+    // A certificate of the other CA actually presented (the docker CLI keeps it back:
+    // the server names the CA it accepts, as dockerd does).
+    let answer = tls_get(
+        &proxy.addr(),
+        &certs.path("ca.pem"),
+        Some((&certs.path("client2-cert.pem"), &certs.path("client2-key.pem"))),
+        "/_ping",
+    );
+    println!("  s_client, other CA: {:?}", answer.lines().next());
+    assert!(
+        answer.starts_with("HTTP/1.1 403")
+            && answer.contains("Content-Type: application/json")
+            && answer.contains("rejected the client certificate (FAILED:"),
+        "{answer}"
+    );
+    let logs = proxy.logs();
+    assert!(
+        logs.stderr.contains(" ssl; -> ") && logs.stderr.contains("client certificates from /certs/ca.pem"),
+        "{}",
+        logs.brief()
+    );
+    assert!(proxy.running());
+}
+
+/// AUTH_URL: every request, hijacked ones included, is first checked by the
+/// authentication service with the client's headers (the docker CLI's config.json
+/// "HttpHeaders" carries the token). Denied: the service's 401 as JSON, nothing reaches
+/// the daemon. The service down or hung: refused (502), never let through.
+#[test]
+fn image_auth_request() {
+    let auth = AuthService::start();
+    let url = auth.url();
+    let grants = [("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")];
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        grants
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect()
+    };
+    let start = |env: Vec<(&'static str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Proxy::start(&env)
+    };
+    let proxy = start(with(&[("AUTH_URL", &url)]));
+    let host = proxy.host();
+    let label_value = nds_tests::unique("auth-refused");
+    let label = format!("nds-test={label_value}");
+    let mut c = Containers(vec![]);
+    let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(id.clone());
+    let good = docker_config(Some("good"));
+    let bad = docker_config(Some("bad"));
+    let none = docker_config(None);
+    let refused = "the Docker API proxy: authentication required";
+    for cli in Cli::all() {
+        let env = [("DOCKER_CONFIG", good.path().to_str().unwrap())];
+        assert_works(&cli, &host, &[], &env, &id, "token");
+        for (what, cfg) in [("no token", &none), ("bad token", &bad)] {
+            let env = [("DOCKER_CONFIG", cfg.path().to_str().unwrap())];
+            assert_refused(&cli, &host, &env, &label, &id, refused, what);
+        }
+    }
+    assert_eq!(labelled(&label_value), "", "a refused run reached the daemon");
+    let seen = auth.seen();
+    for want in ["/containers/create", "/attach?", "/exec/"] {
+        assert!(
+            seen.iter().any(|h| h.contains("X-Original-URI: ") && h.contains(want)),
+            "the auth service never saw {want}"
+        );
+    }
+    // Raw: the JSON 401, and headers a client cannot forge.
+    let (status, ctype, body) = raw(
+        &proxy.addr(),
+        "GET",
+        "/_ping",
+        "X-Original-URI: /forged\r\nX-Client-Cert-Subject: CN=forged\r\n",
+    );
+    assert_eq!((status, ctype.as_str()), (401, "application/json"), "{body}");
+    let last = auth.seen().pop().unwrap();
+    assert!(
+        last.contains("X-Original-URI: /_ping\r\n") && !last.contains("forged"),
+        "{last}"
+    );
+    drop(proxy);
+
+    // Down, and hung (AUTH_TIMEOUT).
+    let closed = closed_url();
+    let hung = AuthService::hanging();
+    let hung_url = hung.url();
+    for (what, env, status) in [
+        ("down", with(&[("AUTH_URL", &closed)]), "502"),
+        ("hung", with(&[("AUTH_URL", &hung_url), ("AUTH_TIMEOUT", "1s")]), "504"),
+    ] {
+        let proxy = start(env);
+        let env = [("DOCKER_CONFIG", good.path().to_str().unwrap())];
+        let want = format!("could not check the request with the authentication service (status {status}); refused");
+        let started = Instant::now();
+        assert_refused(&Cli::setup(), &proxy.host(), &env, &label, &id, &want, what);
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}: {:?}", started.elapsed());
+        let (code, ctype, _) = raw(&proxy.addr(), "GET", "/_ping", "X-Auth-Token: good\r\n");
+        assert_eq!((code, ctype.as_str()), (502, "application/json"), "{what}");
+    }
+    assert_eq!(labelled(&label_value), "", "a run reached the daemon with the auth service down");
+}
+
+/// TLS with client certificates and AUTH_URL together; the service also learns the
+/// client certificate's subject.
+#[test]
+fn image_tls_with_auth_request() {
+    let certs = Certs::generate();
+    let auth = AuthService::start();
+    let url = auth.url();
+    let mount = format!("{}:/certs:ro", certs.path_str("server"));
+    let proxy = Proxy::start_with(
+        &[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1"), ("AUTH_URL", &url)],
+        &["-v", &mount],
+    );
+    let mut c = Containers(vec![]);
+    let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(id.clone());
+    let good = certs.path_str("good");
+    let token = docker_config(Some("good"));
+    let none = docker_config(None);
+    let label_value = nds_tests::unique("tls-auth-refused");
+    let label = format!("nds-test={label_value}");
+    let cli = Cli::setup();
+    let tls = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", good.as_str())];
+    let mut env = tls.to_vec();
+    env.push(("DOCKER_CONFIG", token.path().to_str().unwrap()));
+    assert_works(&cli, &proxy.host(), &[], &env, &id, "cert+token");
+    env.pop();
+    env.push(("DOCKER_CONFIG", none.path().to_str().unwrap()));
+    assert_refused(&cli, &proxy.host(), &env, &label, &id, "authentication required", "cert only");
+    assert_eq!(labelled(&label_value), "");
+    assert!(
+        auth.seen()
+            .iter()
+            .any(|h| h.contains("X-Client-Cert-Subject: CN=nds test client")
+                && h.contains("X-Client-Cert-Verify: SUCCESS")
+                && h.contains("X-Forwarded-Proto: https")),
+        "{:?}",
+        auth.seen().last()
+    );
+}
+
+/// The TLS and auth settings that contradict each other, or leave write access open to
+/// the network, stop the container with a clear message; the safe ones pass `nginx -t`.
+#[test]
+fn image_tls_auth_refusals() {
+    let tag = image_tag();
+    let certs = Certs::generate();
+    let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
+    let srv = |f: &str, to: &str| format!("{}:{to}:ro", certs.path_str(&format!("server/{f}")));
+    let all = format!("{}:/certs:ro", certs.path_str("server"));
+    let other_dir = format!("{}:/tls:ro", certs.path_str("server"));
+    let cert = srv("server-cert.pem", "/certs/server-cert.pem");
+    let key = srv("server-key.pem", "/certs/server-key.pem");
+    let ca = srv("ca.pem", "/certs/ca.pem");
+    // dind's layout: /certs/server/{ca,cert,key}.pem
+    let dind = [
+        srv("ca.pem", "/certs/server/ca.pem"),
+        srv("server-cert.pem", "/certs/server/cert.pem"),
+        srv("server-key.pem", "/certs/server/key.pem"),
+    ];
+    let check = |env: &[&str], mounts: &[&str]| -> Out {
+        let mut args = vec!["run", "--rm", "--network", "none", "-v", &volume];
+        for m in mounts {
+            args.extend(["-v", m]);
+        }
+        for e in env {
+            args.extend(["-e", e]);
+        }
+        args.extend([tag.as_str(), "nginx", "-t"]);
+        cli_run(&Cli::setup(), &direct_host(), &args, Input::None)
+    };
+    let refused: Vec<(&[&str], Vec<&str>, &str)> = vec![
+        (&[], vec![&cert], "server certificate /certs/server-cert.pem without its key"),
+        (&[], vec![&key], "server key /certs/server-key.pem without its certificate"),
+        (&[], vec![&ca], "CA certificate /certs/ca.pem (to verify client certificates) but no server certificate"),
+        (&[], vec![&cert, &ca], "without its key"),
+        (&["TLS_CERT=/nowhere/cert.pem"], vec![&all], "TLS_CERT=/nowhere/cert.pem: no such file"),
+        (&["TLS_CERTDIR=/nowhere"], vec![], "TLS_CERTDIR=/nowhere: no such directory"),
+        (
+            &["POST=1", "CONTAINERS=1"],
+            vec![&cert, &key],
+            "LISTEN=2376 listens on all interfaces with TLS but without client certificates",
+        ),
+        (
+            &["POST=1", "LISTEN_PLAIN=2375"],
+            vec![&all],
+            "LISTEN_PLAIN=2375 listens on all interfaces without TLS or authentication",
+        ),
+        (&["LISTEN_PLAIN=127.0.0.1:2375"], vec![], "LISTEN_PLAIN=127.0.0.1:2375 is a plain listener next to the TLS one"),
+        (&["LISTEN=2376", "LISTEN_PLAIN=2376"], vec![&all], "the same as the TLS listener"),
+        (&["AUTH_URL=ftp://auth/check"], vec![], "AUTH_URL=ftp://auth/check: expected http(s)://HOST"),
+        (&["AUTH_URL=http://auth/check?x=1"], vec![], "no query string"),
+        (&["AUTH_URL=http://auth/check", "AUTH_TIMEOUT=soon"], vec![], "AUTH_TIMEOUT=soon"),
+    ];
+    let mut failures = Vec::new();
+    for (env, mounts, want) in &refused {
+        let out = check(env, mounts);
+        let ok = out.code == Some(64)
+            && out.stderr.contains("refusing to start")
+            && out.stderr.contains(want);
+        println!("  refuses {:60} {}", format!("{env:?} {}", mounts.len()), if ok { "ok" } else { "NO" });
+        if !ok {
+            failures.push(format!("{env:?} {mounts:?}: {}", out.brief()));
+        }
+    }
+    let dind_mounts: Vec<&str> = dind.iter().map(String::as_str).collect();
+    let accepted: Vec<(&[&str], Vec<&str>, &str)> = vec![
+        // TLS + client certificates make write access on all interfaces safe.
+        (&["POST=1", "CONTAINERS=1"], vec![&all], "2376 ssl"),
+        (&["POST=1", "LISTEN=0.0.0.0:2376"], vec![&all], "listen 0.0.0.0:2376 ssl;"),
+        // So does an authentication service, with or without TLS.
+        (&["POST=1", "AUTH_URL=http://127.0.0.1:9/check"], vec![], "auth_request: http://127.0.0.1:9/check"),
+        (&["POST=1", "AUTH_URL=https://auth.internal:8443/v1/check"], vec![&cert, &key], "TLS: /certs/server-cert.pem, no client certificates"),
+        // Server-only TLS, read-only.
+        (&["CONTAINERS=1"], vec![&cert, &key], ":2376 ssl"),
+        // A plain loopback listener next to TLS.
+        (&["POST=1", "LISTEN_PLAIN=127.0.0.1:2375"], vec![&all], "listen 127.0.0.1:2375;"),
+        (&["TLS_CERTDIR=/tls"], vec![&other_dir], "client certificates from /tls/ca.pem"),
+        (
+            &["TLS_CACERT=/certs/server/ca.pem", "TLS_CERT=/certs/server/cert.pem", "TLS_KEY=/certs/server/key.pem"],
+            dind_mounts,
+            "client certificates from /certs/server/ca.pem",
+        ),
+    ];
+    for (env, mounts, want) in &accepted {
+        let out = check(env, mounts);
+        let ok = out.ok() && out.stderr.contains("test is successful") && out.stderr.contains(want);
+        println!("  accepts {:60} {}", format!("{env:?} {}", mounts.len()), if ok { "ok" } else { "NO" });
+        if !ok {
+            failures.push(format!("{env:?} {mounts:?} refused or without {want:?}: {}", out.brief()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,0 +1,582 @@
+//! `scripts/bench`: throughput, latency and idle-memory figures of the tunnel, each measured
+//! side by side in the same run against baselines (the direct connection, stock nginx,
+//! HAProxy, socat), printed as a table and written to bench/RESULTS.md.
+//!
+//! The synthetic daemon streams from memory: `POST /down/N` sends N bytes after the head,
+//! `POST /up/N` reads N bytes then answers `ok`, `POST /echo` echoes. It answers `101`
+//! when the request carries `Upgrade` (as dockerd does), else a raw-stream `200`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nds_tests::{free_port, Nginx, NginxConf, Recipe};
+
+const RAW: &str = "application/vnd.docker.raw-stream";
+static PAYLOAD: [u8; 1 << 18] = [b'x'; 1 << 18];
+
+fn main() {
+    raise_nofile();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--daemon") {
+        // The synthetic daemon runs in a process of its own: the idle test's client ends
+        // and daemon ends would not fit in one process's descriptor limit.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sock = PathBuf::from(&args[2]);
+        let port: u16 = args[3].parse().unwrap();
+        rt.spawn(daemon_unix(sock));
+        rt.block_on(daemon_tcp(port));
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let out_md = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("daemon.sock");
+    let tcp_port = free_port();
+    let mut daemon = Command::new(std::env::current_exe().unwrap())
+        .arg("--daemon")
+        .arg(&sock)
+        .arg(tcp_port.to_string())
+        .spawn()
+        .unwrap();
+    wait_port(tcp_port);
+
+    let mut report = Report::default();
+    let bytes: u64 = if quick { 256 << 20 } else { 1 << 30 };
+    let rounds = if quick { 3 } else { 5 };
+
+    let peers = Peers::start(&sock, tcp_port);
+    report.line(format!(
+        "Synthetic tunnel throughput, {} MiB per round, {rounds} rounds, median (min-max) MB/s",
+        bytes >> 20
+    ));
+    report.table_head(&["path", "download", "ratio", "upload", "ratio"]);
+    let mut base = (0.0, 0.0);
+    for (name, target) in peers.targets() {
+        let down = rounds_of(rounds, || throughput(&target, Dir::Down, bytes));
+        let up = rounds_of(rounds, || throughput(&target, Dir::Up, bytes));
+        // The baseline is the Docker socket itself: a unix socket.
+        if name == "direct (unix socket)" {
+            base = (down.median, up.median);
+        }
+        report.row(&[
+            name.to_string(),
+            down.show(),
+            format!("{:.2}", down.median / base.0),
+            up.show(),
+            format!("{:.2}", up.median / base.1),
+        ]);
+    }
+
+    report.line("Interactive latency: 1-byte round trips through an echo tunnel (µs)".into());
+    report.table_head(&["path", "p50", "p99", "p99 added over direct"]);
+    let n = if quick { 2000 } else { 10000 };
+    let mut base_p99 = 0.0;
+    for (name, target) in peers.targets() {
+        let (p50, p99) = latency(&target, n);
+        if name == "direct (unix socket)" {
+            base_p99 = p99;
+        }
+        report.row(&[
+            name.to_string(),
+            format!("{p50:.1}"),
+            format!("{p99:.1}"),
+            format!("{:.1}", p99 - base_p99),
+        ]);
+    }
+
+    let wanted = if quick { 2000 } else { 10000 };
+    let idle = idle_capacity(wanted);
+    report.line(format!("Idle tunnels: {idle} concurrent, one nginx worker"));
+    if idle < wanted {
+        report.text += &format!(
+            "{wanted} do not fit here: each tunnel takes two descriptors in the worker and the \
+             hard RLIMIT_NOFILE is {} (no CAP_SYS_RESOURCE to raise it).\n\n",
+            2 * idle + 500
+        );
+    }
+    report.table_head(&[
+        "path",
+        "worker RSS growth (KiB)",
+        "per tunnel (KiB)",
+        "all echo after",
+    ]);
+    for (name, nginx) in [
+        ("nginx + module", &peers.module),
+        ("stock nginx (WebSocket recipe)", &peers.stock),
+    ] {
+        let (growth, ok) = rt.block_on(idle_tunnels(nginx, idle));
+        report.row(&[
+            name.to_string(),
+            format!("{growth}"),
+            format!("{:.1}", growth as f64 / idle as f64),
+            format!("{ok}/{idle}"),
+        ]);
+    }
+
+    print!("{}", report.text);
+    if let Some(path) = out_md {
+        std::fs::write(&path, report.text).unwrap();
+        eprintln!("written to {path}");
+    }
+    drop(peers);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
+/// Raises the soft descriptor limit to the hard one.
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Tunnels one nginx worker can hold here: two descriptors each, within the hard limit.
+fn idle_capacity(wanted: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscall on a valid struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    wanted.min((lim.rlim_max as usize).saturating_sub(500) / 2)
+}
+
+// ---------------------------------------------------------------------------------------
+// The synthetic daemon
+
+async fn serve(mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_lowercase();
+    let path = text.split(' ').nth(1).unwrap_or("/").to_string();
+    let answer = if text.contains("\r\nupgrade:") {
+        format!("HTTP/1.1 101 UPGRADED\r\nContent-Type: {RAW}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n")
+    };
+    if s.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    let n = |p: &str| {
+        p.rsplit('/')
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    if path.starts_with("/down/") {
+        let mut left = n(&path);
+        while left > 0 {
+            let k = left.min(PAYLOAD.len() as u64) as usize;
+            if s.write_all(&PAYLOAD[..k]).await.is_err() {
+                return;
+            }
+            left -= k as u64;
+        }
+    } else if path.starts_with("/up/") {
+        let mut left = n(&path);
+        let mut buf = vec![0u8; 1 << 18];
+        while left > 0 {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => left = left.saturating_sub(k as u64),
+            }
+        }
+        let _ = s.write_all(b"ok").await;
+    } else {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => {
+                    if s.write_all(&buf[..k]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let _ = s.shutdown().await;
+}
+
+async fn daemon_unix(path: PathBuf) {
+    let l = tokio::net::UnixListener::bind(path).unwrap();
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            continue;
+        };
+        tokio::spawn(serve(s));
+    }
+}
+
+async fn daemon_tcp(port: u16) {
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            continue;
+        };
+        s.set_nodelay(true).ok();
+        tokio::spawn(serve(s));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The peers
+
+#[derive(Clone)]
+enum Target {
+    Unix(PathBuf),
+    Tcp(u16),
+}
+
+struct Peers {
+    sock: PathBuf,
+    tcp_port: u16,
+    module: Nginx,
+    stock: Nginx,
+    haproxy: Option<(Child, u16, tempfile::TempDir)>,
+    socat: Option<(Child, u16)>,
+}
+
+impl Peers {
+    fn start(sock: &Path, tcp_port: u16) -> Peers {
+        let upstream = format!("unix:{}", sock.display());
+        let tune = |mut c: NginxConf| {
+            c.http = "proxy_read_timeout 1h; access_log off;".into();
+            c.main = "worker_rlimit_nofile 20000;".into();
+            c.worker_connections = 19900;
+            c
+        };
+        let module = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
+        let stock = tune(NginxConf::new(false, Recipe::WebSocket, &upstream));
+        Peers {
+            sock: sock.to_path_buf(),
+            tcp_port,
+            module: Nginx::start(&module),
+            stock: Nginx::start(&stock),
+            haproxy: start_haproxy(sock),
+            socat: start_socat(sock),
+        }
+    }
+
+    fn targets(&self) -> Vec<(&'static str, Target)> {
+        let mut v = vec![
+            ("direct (unix socket)", Target::Unix(self.sock.clone())),
+            ("direct (TCP)", Target::Tcp(self.tcp_port)),
+            ("nginx + module", Target::Tcp(self.module.port)),
+            (
+                "stock nginx (WebSocket recipe)",
+                Target::Tcp(self.stock.port),
+            ),
+        ];
+        if let Some((_, port, _)) = &self.haproxy {
+            v.push(("HAProxy (docker-socket-proxy style)", Target::Tcp(*port)));
+        }
+        if let Some((_, port)) = &self.socat {
+            v.push(("socat", Target::Tcp(*port)));
+        }
+        v
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        if let Some((c, _, _)) = &mut self.haproxy {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some((c, _)) = &mut self.socat {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_haproxy(sock: &Path) -> Option<(Child, u16, tempfile::TempDir)> {
+    which("haproxy")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // As Tecnativa's docker-socket-proxy: HTTP mode, tunnel timeout for hijacks.
+    let cfg = format!(
+        "global\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 10s\n  timeout client 1h\n  \
+         timeout server 1h\n  timeout tunnel 1h\nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend b\n\
+         backend b\n  server s unix@{}\n",
+        sock.display()
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some((child, port, dir))
+}
+
+fn start_socat(sock: &Path) -> Option<(Child, u16)> {
+    which("socat")?;
+    let port = free_port();
+    let child = Command::new("socat")
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+        .arg(format!("UNIX-CONNECT:{}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some((child, port))
+}
+
+fn which(cmd: &str) -> Option<()> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .ok()?
+        .success()
+        .then_some(())
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("port {port} did not open");
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(std::net::TcpStream),
+}
+
+impl Stream {
+    fn connect(t: &Target) -> Stream {
+        match t {
+            Target::Unix(p) => Stream::Unix(UnixStream::connect(p).unwrap()),
+            Target::Tcp(port) => {
+                let s = std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap();
+                s.set_nodelay(true).unwrap();
+                Stream::Tcp(s)
+            }
+        }
+    }
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Opens a tunnel to `path` and returns it with any bytes read past the head.
+fn open(t: &Target, path: &str) -> (Stream, Vec<u8>) {
+    let mut s = Stream::connect(t);
+    let req = format!("POST {path} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n");
+    s.io().write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        let n = s.io().read(&mut b).unwrap();
+        assert!(n > 0, "closed before the head");
+        buf.extend_from_slice(&b[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_string();
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            return (s, buf[i + 4..].to_vec());
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Dir {
+    Down,
+    Up,
+}
+
+/// MB/s of one transfer of `bytes`.
+fn throughput(t: &Target, dir: Dir, bytes: u64) -> f64 {
+    let start = Instant::now();
+    match dir {
+        Dir::Down => {
+            let (mut s, rest) = open(t, &format!("/down/{bytes}"));
+            let mut got = rest.len() as u64;
+            let mut buf = vec![0u8; 1 << 18];
+            while got < bytes {
+                let n = s.io().read(&mut buf).unwrap();
+                assert!(n > 0, "short download: {got}");
+                got += n as u64;
+            }
+        }
+        Dir::Up => {
+            let (mut s, _) = open(t, &format!("/up/{bytes}"));
+            let mut left = bytes;
+            while left > 0 {
+                let k = left.min(PAYLOAD.len() as u64) as usize;
+                s.io().write_all(&PAYLOAD[..k]).unwrap();
+                left -= k as u64;
+            }
+            let mut ok = [0u8; 2];
+            s.io().read_exact(&mut ok).unwrap();
+        }
+    }
+    bytes as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// (p50, p99) in µs of 1-byte round trips.
+fn latency(t: &Target, n: usize) -> (f64, f64) {
+    let (mut s, _) = open(t, "/echo");
+    let mut samples = Vec::with_capacity(n);
+    let mut b = [0u8; 1];
+    for i in 0..n + 200 {
+        let start = Instant::now();
+        s.io().write_all(b"x").unwrap();
+        s.io().read_exact(&mut b).unwrap();
+        if i >= 200 {
+            samples.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (samples[n / 2], samples[n * 99 / 100])
+}
+
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stat {
+    fn show(&self) -> String {
+        format!("{:.0} ({:.0}-{:.0})", self.median, self.min, self.max)
+    }
+}
+
+fn rounds_of(n: usize, mut f: impl FnMut() -> f64) -> Stat {
+    let mut v: Vec<f64> = (0..n).map(|_| f()).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Stat {
+        median: v[n / 2],
+        min: v[0],
+        max: v[n - 1],
+    }
+}
+
+fn worker_rss_kib(nginx: &Nginx) -> u64 {
+    let pid: i32 = std::fs::read_to_string(nginx.dir.path().join("logs/nginx.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The worker is the master's only child.
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let worker: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Opens `n` idle echo tunnels; returns the worker's RSS growth and how many still echo.
+async fn idle_tunnels(nginx: &Nginx, n: usize) -> (u64, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let before = worker_rss_kib(nginx);
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", nginx.port))
+            .await
+            .unwrap();
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut b).await.unwrap() == 0 {
+                break;
+            }
+            head.push(b[0]);
+        }
+        conns.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = worker_rss_kib(nginx);
+    let mut ok = 0;
+    for s in conns.iter_mut() {
+        let mut b = [0u8; 1];
+        if s.write_all(b"z").await.is_ok()
+            && tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut b))
+                .await
+                .is_ok()
+            && b[0] == b'z'
+        {
+            ok += 1;
+        }
+    }
+    (after.saturating_sub(before), ok)
+}
+
+#[derive(Default)]
+struct Report {
+    text: String,
+}
+
+impl Report {
+    fn line(&mut self, s: String) {
+        self.text += &format!("\n### {s}\n\n");
+    }
+    fn table_head(&mut self, cols: &[&str]) {
+        self.text += &format!("| {} |\n|{}\n", cols.join(" | "), "---|".repeat(cols.len()));
+    }
+    fn row(&mut self, cols: &[String]) {
+        self.text += &format!("| {} |\n", cols.join(" | "));
+        eprintln!("  {}", cols.join("  "));
+    }
+}
