@@ -22,8 +22,8 @@ use core::ptr;
 use nginx_sys::{
     ngx_buf_t, ngx_connection_t, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event,
     ngx_http_request_t, ngx_http_upstream_handler_pt, ngx_http_upstream_t, ngx_http_write_filter,
-    ngx_int_t, ngx_msec_t, ngx_palloc, ngx_pcalloc, ngx_post_event, ngx_posted_events, off_t,
-    NGX_AGAIN, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
+    ngx_int_t, ngx_msec_t, ngx_palloc, ngx_pcalloc, ngx_pfree, ngx_pool_t, ngx_post_event,
+    ngx_posted_events, off_t, NGX_AGAIN, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, Request};
 use ngx::ngx_log_error;
@@ -272,6 +272,33 @@ fn is_empty(b: &ngx_buf_t) -> bool {
     b.pos == b.last
 }
 
+unsafe fn alloc_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t, size: usize) -> bool {
+    let start = ngx_palloc(pool, size).cast::<u8>();
+    if start.is_null() {
+        return false;
+    }
+    b.start = start;
+    b.pos = start;
+    b.last = start;
+    b.end = start.add(size);
+    b.set_temporary(1);
+    true
+}
+
+/// Frees an empty buffer if the pool allocated it on its own (a "large" allocation);
+/// small ones live in the pool's blocks until the request ends.
+unsafe fn release_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t) {
+    if b.start.is_null() || !is_empty(b) {
+        return;
+    }
+    if ngx_pfree(pool, b.start.cast()) == NGX_OK as ngx_int_t {
+        b.start = ptr::null_mut();
+        b.pos = ptr::null_mut();
+        b.last = ptr::null_mut();
+        b.end = ptr::null_mut();
+    }
+}
+
 unsafe fn del_timer(ev: *mut ngx_event_t) {
     if (*ev).timer_set() != 0 {
         nginx_sys::ngx_del_timer(ev);
@@ -329,6 +356,12 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
     let pool = (*r).pool;
 
     // daemon → client
+    if (*u).buffer.start.is_null() && (*(*pc).read).ready() != 0 && !t.down.active() {
+        let size = (*(*u).conf).buffer_size;
+        if !alloc_buf(pool, &mut (*u).buffer, size) {
+            return finish(r, t, End::Error);
+        }
+    }
     let state = (*u).state;
     let received = || state.as_mut().map(|s| &mut s.bytes_received);
     let mut down = if t.down.active() {
@@ -390,19 +423,13 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
             // Nothing more can reach the daemon; drain the client into the void.
             t.up.queued = 0;
         }
-    } else if hin.is_null() || is_empty(&*hin) {
+    } else if (hin.is_null() || is_empty(&*hin))
+        // The buffer is allocated when the client first sends: idle tunnels do without.
+        && (!(*u).from_client.start.is_null() || (*(*c).read).ready() != 0)
+    {
         let b = ptr::addr_of_mut!((*u).from_client);
-        if (*b).start.is_null() {
-            let size = (*(*u).conf).buffer_size;
-            let start = ngx_palloc((*r).pool, size).cast::<u8>();
-            if start.is_null() {
-                return finish(r, t, End::Error);
-            }
-            (*b).start = start;
-            (*b).pos = start;
-            (*b).last = start;
-            (*b).end = start.add(size);
-            (*b).set_temporary(1);
+        if (*b).start.is_null() && !alloc_buf(pool, &mut *b, (*(*u).conf).buffer_size) {
+            return finish(r, t, End::Error);
         }
         let more = pump(c, pc, b, !t.client_eof, !t.upstream_write_failed, None);
         let bulk = more.filled;
@@ -448,6 +475,14 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
             log,
             "docker_stream: the daemon stopped reading, discarding the client's further input"
         );
+    }
+
+    // An idle tunnel gives its buffers back; they return with the next byte.
+    if (*(*pc).read).ready() == 0 {
+        release_buf(pool, &mut (*u).buffer);
+    }
+    if (*(*c).read).ready() == 0 {
+        release_buf(pool, &mut (*u).from_client);
     }
 
     let client_drained =

@@ -590,7 +590,17 @@ use common::{closed_url, docker_config, labelled, run_env, tls_get, AuthService,
 /// `docker run` of the busybox image with a label, so that a run that must not reach
 /// the daemon can be looked for afterwards.
 fn labelled_run<'a>(label: &'a str, img: &'a str) -> Vec<&'a str> {
-    vec!["run", "--rm", "--label", label, "--network", "none", img, "echo", "no"]
+    vec![
+        "run",
+        "--rm",
+        "--label",
+        label,
+        "--network",
+        "none",
+        img,
+        "echo",
+        "no",
+    ]
 }
 
 /// Runs that must succeed through `host` with `pre` (global flags) and `env`: version,
@@ -598,27 +608,70 @@ fn labelled_run<'a>(label: &'a str, img: &'a str) -> Vec<&'a str> {
 fn assert_works(cli: &Cli, host: &str, pre: &[&str], env: &[(&str, &str)], id: &str, what: &str) {
     let img = image();
     let cases: [(&[&str], Input, &str); 4] = [
-        (&["version", "--format", "{{.Server.APIVersion}}"], Input::None, "1.41\n"),
-        (&["run", "--rm", "--network", "none", &img, "echo", "hi"], Input::None, "hi\n"),
         (
-            &["run", "-i", "--rm", "--network", "none", &img, "tr", "a-z", "A-Z"],
+            &["version", "--format", "{{.Server.APIVersion}}"],
+            Input::None,
+            "1.41\n",
+        ),
+        (
+            &["run", "--rm", "--network", "none", &img, "echo", "hi"],
+            Input::None,
+            "hi\n",
+        ),
+        (
+            &[
+                "run",
+                "-i",
+                "--rm",
+                "--network",
+                "none",
+                &img,
+                "tr",
+                "a-z",
+                "A-Z",
+            ],
             Input::Bytes(b"x\n".to_vec()),
             "X\n",
         ),
-        (&["exec", "-i", id, "tr", "a-z", "A-Z"], Input::Bytes(b"y\n".to_vec()), "Y\n"),
+        (
+            &["exec", "-i", id, "tr", "a-z", "A-Z"],
+            Input::Bytes(b"y\n".to_vec()),
+            "Y\n",
+        ),
     ];
     for (args, input, want) in cases {
         let all: Vec<&str> = pre.iter().chain(args).copied().collect();
         let out = run_env(cli, host, &all, input, env);
-        println!("  {:5} {what:10} {:10} {}", cli.name, args[..2].join(" "), out.brief());
-        assert!(out.ok() && out.stdout_str() == want, "{what}: {}", out.brief());
+        println!(
+            "  {:5} {what:10} {:10} {}",
+            cli.name,
+            args[..2].join(" "),
+            out.brief()
+        );
+        assert!(
+            out.ok() && out.stdout_str() == want,
+            "{what}: {}",
+            out.brief()
+        );
     }
 }
 
 /// Runs that must be refused with `want` in the message: version, a labelled run, exec.
-fn assert_refused(cli: &Cli, host: &str, env: &[(&str, &str)], label: &str, id: &str, want: &str, what: &str) {
+fn assert_refused(
+    cli: &Cli,
+    host: &str,
+    env: &[(&str, &str)],
+    label: &str,
+    id: &str,
+    want: &str,
+    what: &str,
+) {
     let img = image();
-    for args in [vec!["version"], labelled_run(label, &img), vec!["exec", id, "echo", "no"]] {
+    for args in [
+        vec!["version"],
+        labelled_run(label, &img),
+        vec!["exec", id, "echo", "no"],
+    ] {
         let out = run_env(cli, host, &args, Input::None, env);
         println!("  {:5} {what:10} {:10} {}", cli.name, args[0], out.brief());
         assert!(
@@ -655,30 +708,59 @@ fn image_tls_client_certificates() {
         certs.path_str("good/cert.pem"),
         certs.path_str("good/key.pem"),
     );
-    let flags = ["--tlsverify", "--tlscacert", &ca, "--tlscert", &cert, "--tlskey", &key];
+    let flags = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
     let good = certs.path_str("good");
     let other = certs.path_str("other");
     let nocert = certs.path_str("nocert");
     let needs_cert = "the Docker API proxy requires a client certificate";
     for cli in Cli::all() {
         assert_works(&cli, &host, &flags, &[], &id, "flags");
-        let env = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", good.as_str())];
+        let env = [
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", good.as_str()),
+        ];
         assert_works(&cli, &host, &[], &env, &id, "env");
 
         for (what, dir) in [("no cert", &nocert), ("other CA", &other)] {
-            let env = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", dir.as_str())];
+            let env = [
+                ("DOCKER_TLS_VERIFY", "1"),
+                ("DOCKER_CERT_PATH", dir.as_str()),
+            ];
             assert_refused(&cli, &host, &env, &label, &id, needs_cert, what);
         }
-        assert_refused(&cli, &host, &[], &label, &id, "plain HTTP request sent to the TLS listener", "plain");
+        assert_refused(
+            &cli,
+            &host,
+            &[],
+            &label,
+            &id,
+            "plain HTTP request sent to the TLS listener",
+            "plain",
+        );
     }
-    assert_eq!(labelled(&label_value), "", "a refused run reached the daemon");
+    assert_eq!(
+        labelled(&label_value),
+        "",
+        "a refused run reached the daemon"
+    );
 
     // A certificate of the other CA actually presented (the docker CLI keeps it back:
     // the server names the CA it accepts, as dockerd does).
     let answer = tls_get(
         &proxy.addr(),
         &certs.path("ca.pem"),
-        Some((&certs.path("client2-cert.pem"), &certs.path("client2-key.pem"))),
+        Some((
+            &certs.path("client2-cert.pem"),
+            &certs.path("client2-key.pem"),
+        )),
         "/_ping",
     );
     println!("  s_client, other CA: {:?}", answer.lines().next());
@@ -690,7 +772,10 @@ fn image_tls_client_certificates() {
     );
     let logs = proxy.logs();
     assert!(
-        logs.stderr.contains(" ssl; -> ") && logs.stderr.contains("client certificates from /certs/ca.pem"),
+        logs.stderr.contains(" ssl; -> ")
+            && logs
+                .stderr
+                .contains("client certificates from /certs/ca.pem"),
         "{}",
         logs.brief()
     );
@@ -736,11 +821,16 @@ fn image_auth_request() {
             assert_refused(&cli, &host, &env, &label, &id, refused, what);
         }
     }
-    assert_eq!(labelled(&label_value), "", "a refused run reached the daemon");
+    assert_eq!(
+        labelled(&label_value),
+        "",
+        "a refused run reached the daemon"
+    );
     let seen = auth.seen();
     for want in ["/containers/create", "/attach?", "/exec/"] {
         assert!(
-            seen.iter().any(|h| h.contains("X-Original-URI: ") && h.contains(want)),
+            seen.iter()
+                .any(|h| h.contains("X-Original-URI: ") && h.contains(want)),
             "the auth service never saw {want}"
         );
     }
@@ -751,7 +841,11 @@ fn image_auth_request() {
         "/_ping",
         "X-Original-URI: /forged\r\nX-Client-Cert-Subject: CN=forged\r\n",
     );
-    assert_eq!((status, ctype.as_str()), (401, "application/json"), "{body}");
+    assert_eq!(
+        (status, ctype.as_str()),
+        (401, "application/json"),
+        "{body}"
+    );
     let last = auth.seen().pop().unwrap();
     assert!(
         last.contains("X-Original-URI: /_ping\r\n") && !last.contains("forged"),
@@ -765,18 +859,30 @@ fn image_auth_request() {
     let hung_url = hung.url();
     for (what, env, status) in [
         ("down", with(&[("AUTH_URL", &closed)]), "502"),
-        ("hung", with(&[("AUTH_URL", &hung_url), ("AUTH_TIMEOUT", "1s")]), "504"),
+        (
+            "hung",
+            with(&[("AUTH_URL", &hung_url), ("AUTH_TIMEOUT", "1s")]),
+            "504",
+        ),
     ] {
         let proxy = start(env);
         let env = [("DOCKER_CONFIG", good.path().to_str().unwrap())];
         let want = format!("could not check the request with the authentication service (status {status}); refused");
         let started = Instant::now();
         assert_refused(&Cli::setup(), &proxy.host(), &env, &label, &id, &want, what);
-        assert!(started.elapsed() < Duration::from_secs(30), "{what}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: {:?}",
+            started.elapsed()
+        );
         let (code, ctype, _) = raw(&proxy.addr(), "GET", "/_ping", "X-Auth-Token: good\r\n");
         assert_eq!((code, ctype.as_str()), (502, "application/json"), "{what}");
     }
-    assert_eq!(labelled(&label_value), "", "a run reached the daemon with the auth service down");
+    assert_eq!(
+        labelled(&label_value),
+        "",
+        "a run reached the daemon with the auth service down"
+    );
 }
 
 /// TLS with client certificates and AUTH_URL together; the service also learns the
@@ -788,7 +894,12 @@ fn image_tls_with_auth_request() {
     let url = auth.url();
     let mount = format!("{}:/certs:ro", certs.path_str("server"));
     let proxy = Proxy::start_with(
-        &[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1"), ("AUTH_URL", &url)],
+        &[
+            ("CONTAINERS", "1"),
+            ("EXEC", "1"),
+            ("POST", "1"),
+            ("AUTH_URL", &url),
+        ],
         &["-v", &mount],
     );
     let mut c = Containers(vec![]);
@@ -800,13 +911,24 @@ fn image_tls_with_auth_request() {
     let label_value = nds_tests::unique("tls-auth-refused");
     let label = format!("nds-test={label_value}");
     let cli = Cli::setup();
-    let tls = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", good.as_str())];
+    let tls = [
+        ("DOCKER_TLS_VERIFY", "1"),
+        ("DOCKER_CERT_PATH", good.as_str()),
+    ];
     let mut env = tls.to_vec();
     env.push(("DOCKER_CONFIG", token.path().to_str().unwrap()));
     assert_works(&cli, &proxy.host(), &[], &env, &id, "cert+token");
     env.pop();
     env.push(("DOCKER_CONFIG", none.path().to_str().unwrap()));
-    assert_refused(&cli, &proxy.host(), &env, &label, &id, "authentication required", "cert only");
+    assert_refused(
+        &cli,
+        &proxy.host(),
+        &env,
+        &label,
+        &id,
+        "authentication required",
+        "cert only",
+    );
     assert_eq!(labelled(&label_value), "");
     assert!(
         auth.seen()
@@ -878,7 +1000,11 @@ fn image_tls_auth_refusals() {
         let ok = out.code == Some(64)
             && out.stderr.contains("refusing to start")
             && out.stderr.contains(want);
-        println!("  refuses {:60} {}", format!("{env:?} {}", mounts.len()), if ok { "ok" } else { "NO" });
+        println!(
+            "  refuses {:60} {}",
+            format!("{env:?} {}", mounts.len()),
+            if ok { "ok" } else { "NO" }
+        );
         if !ok {
             failures.push(format!("{env:?} {mounts:?}: {}", out.brief()));
         }
@@ -887,17 +1013,41 @@ fn image_tls_auth_refusals() {
     let accepted: Vec<(&[&str], Vec<&str>, &str)> = vec![
         // TLS + client certificates make write access on all interfaces safe.
         (&["POST=1", "CONTAINERS=1"], vec![&all], "2376 ssl"),
-        (&["POST=1", "LISTEN=0.0.0.0:2376"], vec![&all], "listen 0.0.0.0:2376 ssl;"),
-        // So does an authentication service, with or without TLS.
-        (&["POST=1", "AUTH_URL=http://127.0.0.1:9/check"], vec![], "auth_request: http://127.0.0.1:9/check"),
-        (&["POST=1", "AUTH_URL=https://auth.internal:8443/v1/check"], vec![&cert, &key], "TLS: /certs/server-cert.pem, no client certificates"),
-        // Server-only TLS, read-only.
-        (&["CONTAINERS=1"], vec![&cert, &key], ":2376 ssl"),
-        // A plain loopback listener next to TLS.
-        (&["POST=1", "LISTEN_PLAIN=127.0.0.1:2375"], vec![&all], "listen 127.0.0.1:2375;"),
-        (&["TLS_CERTDIR=/tls"], vec![&other_dir], "client certificates from /tls/ca.pem"),
         (
-            &["TLS_CACERT=/certs/server/ca.pem", "TLS_CERT=/certs/server/cert.pem", "TLS_KEY=/certs/server/key.pem"],
+            &["POST=1", "LISTEN=0.0.0.0:2376"],
+            vec![&all],
+            "listen 0.0.0.0:2376 ssl;",
+        ),
+        // So does an authentication service, with or without TLS.
+        (
+            &["POST=1", "AUTH_URL=http://127.0.0.1:9/check"],
+            vec![],
+            "auth_request: http://127.0.0.1:9/check",
+        ),
+        (
+            &["POST=1", "AUTH_URL=https://127.0.0.1:8443/v1/check"],
+            vec![&cert, &key],
+            "TLS: /certs/server-cert.pem, no client certificates",
+        ),
+        // Server-only TLS, read-only.
+        (&["CONTAINERS=1"], vec![&cert, &key], "2376 ssl;"),
+        // A plain loopback listener next to TLS.
+        (
+            &["POST=1", "LISTEN_PLAIN=127.0.0.1:2375"],
+            vec![&all],
+            "listen 127.0.0.1:2375;",
+        ),
+        (
+            &["TLS_CERTDIR=/tls"],
+            vec![&other_dir],
+            "client certificates from /tls/ca.pem",
+        ),
+        (
+            &[
+                "TLS_CACERT=/certs/server/ca.pem",
+                "TLS_CERT=/certs/server/cert.pem",
+                "TLS_KEY=/certs/server/key.pem",
+            ],
             dind_mounts,
             "client certificates from /certs/server/ca.pem",
         ),
@@ -905,9 +1055,16 @@ fn image_tls_auth_refusals() {
     for (env, mounts, want) in &accepted {
         let out = check(env, mounts);
         let ok = out.ok() && out.stderr.contains("test is successful") && out.stderr.contains(want);
-        println!("  accepts {:60} {}", format!("{env:?} {}", mounts.len()), if ok { "ok" } else { "NO" });
+        println!(
+            "  accepts {:60} {}",
+            format!("{env:?} {}", mounts.len()),
+            if ok { "ok" } else { "NO" }
+        );
         if !ok {
-            failures.push(format!("{env:?} {mounts:?} refused or without {want:?}: {}", out.brief()));
+            failures.push(format!(
+                "{env:?} {mounts:?} refused or without {want:?}: {}",
+                out.brief()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -66,20 +66,28 @@ fn main() {
         bytes >> 20
     ));
     report.table_head(&["path", "download", "ratio", "upload", "ratio"]);
-    let mut base = (0.0, 0.0);
-    for (name, target) in peers.targets() {
-        let down = rounds_of(rounds, || throughput(&target, Dir::Down, bytes));
-        let up = rounds_of(rounds, || throughput(&target, Dir::Up, bytes));
-        // The baseline is the Docker socket itself: a unix socket.
-        if name == "direct (unix socket)" {
-            base = (down.median, up.median);
+    // Rounds are interleaved across paths, so that drift in the machine's load spreads
+    // over all of them instead of favouring whichever ran first.
+    let targets = peers.targets();
+    let mut down: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut up: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    for _ in 0..rounds {
+        for (i, (_, target)) in targets.iter().enumerate() {
+            down[i].push(throughput(target, Dir::Down, bytes));
+            up[i].push(throughput(target, Dir::Up, bytes));
         }
+    }
+    let down: Vec<Stat> = down.into_iter().map(Stat::of).collect();
+    let up: Vec<Stat> = up.into_iter().map(Stat::of).collect();
+    // The baseline is the Docker socket itself: a unix socket.
+    let (bd, bu) = (down[0].median, up[0].median);
+    for (i, (name, _)) in targets.iter().enumerate() {
         report.row(&[
             name.to_string(),
-            down.show(),
-            format!("{:.2}", down.median / base.0),
-            up.show(),
-            format!("{:.2}", up.median / base.1),
+            down[i].show(),
+            format!("{:.2}", down[i].median / bd),
+            up[i].show(),
+            format!("{:.2}", up[i].median / bu),
         ]);
     }
 
@@ -265,6 +273,7 @@ struct Peers {
     sock: PathBuf,
     tcp_port: u16,
     module: Nginx,
+    module_copy: Nginx,
     stock: Nginx,
     haproxy: Option<(Child, u16, tempfile::TempDir)>,
     socat: Option<(Child, u16)>,
@@ -280,11 +289,14 @@ impl Peers {
             c
         };
         let module = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
+        let mut module_copy = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
+        module_copy.location = format!("docker_stream_splice off; {}", module_copy.location);
         let stock = tune(NginxConf::new(false, Recipe::WebSocket, &upstream));
         Peers {
             sock: sock.to_path_buf(),
             tcp_port,
             module: Nginx::start(&module),
+            module_copy: Nginx::start(&module_copy),
             stock: Nginx::start(&stock),
             haproxy: start_haproxy(sock),
             socat: start_socat(sock),
@@ -296,6 +308,7 @@ impl Peers {
             ("direct (unix socket)", Target::Unix(self.sock.clone())),
             ("direct (TCP)", Target::Tcp(self.tcp_port)),
             ("nginx + module", Target::Tcp(self.module.port)),
+            ("nginx + module, splice off", Target::Tcp(self.module_copy.port)),
             (
                 "stock nginx (WebSocket recipe)",
                 Target::Tcp(self.stock.port),
@@ -496,13 +509,15 @@ impl Stat {
     }
 }
 
-fn rounds_of(n: usize, mut f: impl FnMut() -> f64) -> Stat {
-    let mut v: Vec<f64> = (0..n).map(|_| f()).collect();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Stat {
-        median: v[n / 2],
-        min: v[0],
-        max: v[n - 1],
+impl Stat {
+    fn of(mut v: Vec<f64>) -> Stat {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let n = v.len();
+        Stat {
+            median: v[n / 2],
+            min: v[0],
+            max: v[n - 1],
+        }
     }
 }
 

@@ -1,0 +1,276 @@
+//! Shared by the TLS and auth_request tests (tests/image.rs, tests/nginx_config.rs):
+//! certificates made with the `openssl` CLI, a small authentication service, docker
+//! CLI configurations and a raw TLS client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nds_tests::cli::{direct, docker_env, Input, Out};
+use nds_tests::Cli;
+
+/// Certificates for one test: a CA with a server certificate (127.0.0.1, localhost) and
+/// a client certificate, and a second CA with a client certificate of its own.
+///
+/// - `server/`: `ca.pem`, `server-cert.pem`, `server-key.pem` (the image's /certs)
+/// - `good/`, `other/`, `nocert/`: DOCKER_CERT_PATH directories (`ca.pem`, `cert.pem`,
+///   `key.pem`): a client of the first CA, a client of the second CA, no client cert.
+///   All three trust the first CA for the server.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Certs {
+    pub fn generate() -> Certs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "ca2"] {
+            let subj = format!("/CN=nds test {ca}");
+            let (key, cert) = (format!("{ca}-key.pem"), format!("{ca}.pem"));
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", &subj]);
+            args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+            args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            openssl(d, &args);
+        }
+        let mut serial = 0x4e44_5300u32;
+        let mut leaf = |name: &str, ca: &str, ext: &str| {
+            serial += 1;
+            let (key, csr, cert, extfile) = (
+                format!("{name}-key.pem"),
+                format!("{name}.csr"),
+                format!("{name}-cert.pem"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(d.join(&extfile), ext).unwrap();
+            let subj = format!("/CN=nds test {name}");
+            let mut args = vec!["req"];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(d, &args);
+            let (ca_cert, ca_key, serial) = (
+                format!("{ca}.pem"),
+                format!("{ca}-key.pem"),
+                format!("{serial}"),
+            );
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &ca_cert,
+                    "-CAkey",
+                    &ca_key,
+                    "-set_serial",
+                    &serial,
+                    "-days",
+                    "2",
+                    "-out",
+                    &cert,
+                    "-extfile",
+                    &extfile,
+                ],
+            );
+        };
+        leaf(
+            "server",
+            "ca",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        leaf("client", "ca", "extendedKeyUsage=clientAuth\n");
+        leaf("client2", "ca2", "extendedKeyUsage=clientAuth\n");
+
+        let copy = |from: &str, to: &str| {
+            let to = d.join(to);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(d.join(from), to).unwrap();
+        };
+        copy("ca.pem", "server/ca.pem");
+        copy("server-cert.pem", "server/server-cert.pem");
+        copy("server-key.pem", "server/server-key.pem");
+        for client in ["good", "other", "nocert"] {
+            copy("ca.pem", &format!("{client}/ca.pem"));
+        }
+        copy("client-cert.pem", "good/cert.pem");
+        copy("client-key.pem", "good/key.pem");
+        copy("client2-cert.pem", "other/cert.pem");
+        copy("client2-key.pem", "other/key.pem");
+        Certs { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn path_str(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+}
+
+/// A docker CLI configuration directory whose config.json carries `X-Auth-Token: token`
+/// in "HttpHeaders" (none when `token` is None).
+pub fn docker_config(token: Option<&str>) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let json = match token {
+        Some(t) => format!("{{\"HttpHeaders\": {{\"X-Auth-Token\": \"{t}\"}}}}"),
+        None => "{}".to_string(),
+    };
+    std::fs::write(d.path().join("config.json"), json).unwrap();
+    d
+}
+
+/// The authentication service: 204 when the request has `X-Auth-Token: good`, 401
+/// otherwise. Records every request head it got.
+pub struct AuthService {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl AuthService {
+    pub fn start() -> AuthService {
+        Self::spawn(false)
+    }
+
+    /// Accepts connections and never answers (a hung service).
+    pub fn hanging() -> AuthService {
+        Self::spawn(true)
+    }
+
+    fn spawn(hang: bool) -> AuthService {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind auth service");
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                if hang {
+                    held.push(conn);
+                    continue;
+                }
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let good = head.lines().any(|l| {
+                        l.split_once(':').is_some_and(|(k, v)| {
+                            k.trim().eq_ignore_ascii_case("x-auth-token") && v.trim() == "good"
+                        })
+                    });
+                    log.lock().unwrap().push(head);
+                    let resp: &[u8] = if good {
+                        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 13\r\nConnection: close\r\n\r\nno such token"
+                    };
+                    let _ = conn.write_all(resp);
+                });
+            }
+        });
+        AuthService { port, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/check", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// An URL on a port where nothing listens (a service that is down).
+pub fn closed_url() -> String {
+    format!("http://127.0.0.1:{}/check", nds_tests::free_port())
+}
+
+/// `docker args...` against `host` with extra environment, 60 s at most.
+pub fn run_env(cli: &Cli, host: &str, args: &[&str], input: Input, env: &[(&str, &str)]) -> Out {
+    docker_env(cli, host, args, input, Duration::from_secs(60), env)
+}
+
+/// Containers carrying the label `nds-test=<value>`, on the direct socket.
+pub fn labelled(value: &str) -> String {
+    direct(&["ps", "-aq", "--filter", &format!("label=nds-test={value}")])
+}
+
+/// One `GET path` over TLS with `openssl s_client`, presenting `cert`/`key` when given;
+/// returns what the server answered (head and body).
+pub fn tls_get(addr: &str, ca: &Path, cert_key: Option<(&Path, &Path)>, path: &str) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-quiet",
+        "-verify_return_error",
+        "-connect",
+        addr,
+    ])
+    .arg("-CAfile")
+    .arg(ca);
+    if let Some((cert, key)) = cert_key {
+        cmd.arg("-cert").arg(cert).arg("-key").arg(key);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(req.as_bytes()).unwrap();
+    // Keep stdin open until the answer came: s_client quits at stdin EOF.
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stdin);
+    reader.join().unwrap()
+}
