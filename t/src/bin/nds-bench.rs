@@ -35,6 +35,16 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // --only throughput,latency,idle,ordinary,instructions,docker
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let want = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == name))
+    };
     let out_md = args
         .iter()
         .position(|a| a == "--out")
@@ -61,85 +71,94 @@ fn main() {
     let rounds = if quick { 3 } else { 5 };
 
     let peers = Peers::start(&sock, tcp_port);
-    report.line(format!(
-        "Synthetic tunnel throughput, {} MiB per round, {rounds} rounds, median (min-max) MB/s",
-        bytes >> 20
-    ));
-    report.table_head(&["path", "download", "ratio", "upload", "ratio"]);
-    // Rounds are interleaved across paths, so that drift in the machine's load spreads
-    // over all of them instead of favouring whichever ran first.
-    let targets = peers.targets();
-    let mut down: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-    let mut up: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-    for _ in 0..rounds {
-        for (i, (_, target)) in targets.iter().enumerate() {
-            down[i].push(throughput(target, Dir::Down, bytes));
-            up[i].push(throughput(target, Dir::Up, bytes));
+    if want("throughput") {
+        report.line(format!(
+            "Synthetic tunnel throughput, {} MiB per round, {rounds} rounds, median (min-max) MB/s",
+            bytes >> 20
+        ));
+        report.table_head(&["path", "download", "ratio", "upload", "ratio"]);
+        // Rounds are interleaved across paths, so that drift in the machine's load spreads
+        // over all of them instead of favouring whichever ran first.
+        let targets = peers.targets();
+        let mut down: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        let mut up: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        for _ in 0..rounds {
+            for (i, (_, target)) in targets.iter().enumerate() {
+                down[i].push(throughput(target, Dir::Down, bytes));
+                up[i].push(throughput(target, Dir::Up, bytes));
+            }
+        }
+        let down: Vec<Stat> = down.into_iter().map(Stat::of).collect();
+        let up: Vec<Stat> = up.into_iter().map(Stat::of).collect();
+        // The baseline is the Docker socket itself: a unix socket.
+        let (bd, bu) = (down[0].median, up[0].median);
+        for (i, (name, _)) in targets.iter().enumerate() {
+            report.row(&[
+                name.to_string(),
+                down[i].show(),
+                format!("{:.2}", down[i].median / bd),
+                up[i].show(),
+                format!("{:.2}", up[i].median / bu),
+            ]);
         }
     }
-    let down: Vec<Stat> = down.into_iter().map(Stat::of).collect();
-    let up: Vec<Stat> = up.into_iter().map(Stat::of).collect();
-    // The baseline is the Docker socket itself: a unix socket.
-    let (bd, bu) = (down[0].median, up[0].median);
-    for (i, (name, _)) in targets.iter().enumerate() {
-        report.row(&[
-            name.to_string(),
-            down[i].show(),
-            format!("{:.2}", down[i].median / bd),
-            up[i].show(),
-            format!("{:.2}", up[i].median / bu),
-        ]);
-    }
-
-    report.line("Interactive latency: 1-byte round trips through an echo tunnel (µs)".into());
-    report.table_head(&["path", "p50", "p99", "p99 added over direct"]);
-    let n = if quick { 2000 } else { 10000 };
-    let mut base_p99 = 0.0;
-    for (name, target) in peers.targets() {
-        let (p50, p99) = latency(&target, n);
-        if name == "direct (unix socket)" {
-            base_p99 = p99;
+    if want("latency") {
+        report.line("Interactive latency: 1-byte round trips through an echo tunnel (µs)".into());
+        report.table_head(&["path", "p50", "p99", "p99 added over direct"]);
+        let n = if quick { 2000 } else { 10000 };
+        let mut base_p99 = 0.0;
+        for (name, target) in peers.targets() {
+            let (p50, p99) = latency(&target, n);
+            if name == "direct (unix socket)" {
+                base_p99 = p99;
+            }
+            report.row(&[
+                name.to_string(),
+                format!("{p50:.1}"),
+                format!("{p99:.1}"),
+                format!("{:.1}", p99 - base_p99),
+            ]);
         }
-        report.row(&[
-            name.to_string(),
-            format!("{p50:.1}"),
-            format!("{p99:.1}"),
-            format!("{:.1}", p99 - base_p99),
-        ]);
     }
-
-    let wanted = if quick { 2000 } else { 10000 };
-    let idle = idle_capacity(wanted);
-    report.line(format!("Idle tunnels: {idle} concurrent, one nginx worker"));
-    if idle < wanted {
-        report.text += &format!(
+    if want("idle") {
+        let wanted = if quick { 2000 } else { 10000 };
+        let idle = idle_capacity(wanted);
+        report.line(format!("Idle tunnels: {idle} concurrent, one nginx worker"));
+        if idle < wanted {
+            report.text += &format!(
             "{wanted} do not fit here: each tunnel takes two descriptors in the worker and the \
              hard RLIMIT_NOFILE is {} (no CAP_SYS_RESOURCE to raise it).\n\n",
             2 * idle + 500
         );
-    }
-    report.table_head(&[
-        "path",
-        "worker RSS growth (KiB)",
-        "per tunnel (KiB)",
-        "all echo after",
-    ]);
-    for (name, nginx) in [
-        ("nginx + module", &peers.module),
-        ("stock nginx (WebSocket recipe)", &peers.stock),
-    ] {
-        let (growth, ok) = rt.block_on(idle_tunnels(nginx, idle));
-        report.row(&[
-            name.to_string(),
-            format!("{growth}"),
-            format!("{:.1}", growth as f64 / idle as f64),
-            format!("{ok}/{idle}"),
+        }
+        report.table_head(&[
+            "path",
+            "worker RSS growth (KiB)",
+            "per tunnel (KiB)",
+            "all echo after",
         ]);
+        for (name, nginx) in [
+            ("nginx + module", &peers.module),
+            ("stock nginx (WebSocket recipe)", &peers.stock),
+        ] {
+            let (growth, ok) = rt.block_on(idle_tunnels(nginx, idle));
+            report.row(&[
+                name.to_string(),
+                format!("{growth}"),
+                format!("{:.1}", growth as f64 / idle as f64),
+                format!("{ok}/{idle}"),
+            ]);
+        }
     }
-
-    ordinary_requests(&mut report, quick);
-    instructions_per_request(&mut report, quick);
-    real_docker(&mut report, quick);
+    if want("ordinary") {
+        ordinary_requests(&mut report, quick);
+    }
+    if want("instructions") {
+        instructions_per_request(&mut report, quick);
+    }
+    if want("docker") {
+        real_docker(&mut report, quick);
+    }
 
     print!("{}", report.text);
     if let Some(path) = out_md {
@@ -312,7 +331,10 @@ impl Peers {
             ("direct (unix socket)", Target::Unix(self.sock.clone())),
             ("direct (TCP)", Target::Tcp(self.tcp_port)),
             ("nginx + module", Target::Tcp(self.module.port)),
-            ("nginx + module, splice off", Target::Tcp(self.module_copy.port)),
+            (
+                "nginx + module, splice off",
+                Target::Tcp(self.module_copy.port),
+            ),
             (
                 "stock nginx (WebSocket recipe)",
                 Target::Tcp(self.stock.port),
@@ -608,15 +630,25 @@ fn plain_proxy(module: bool) -> Nginx {
     let backend = free_port();
     let mut c = NginxConf::new(module, Recipe::Defaults, &format!("127.0.0.1:{backend}"));
     c.http = format!("access_log off; server {{ listen 127.0.0.1:{backend}; location / {{ return 200 'ok'; }} }}");
-    c.location = format!("proxy_http_version 1.1; proxy_set_header Connection \"\"; {}", c.location);
+    c.location = format!(
+        "proxy_http_version 1.1; proxy_set_header Connection \"\"; {}",
+        c.location
+    );
     c.http += &format!(" upstream ordinary {{ server 127.0.0.1:{backend}; keepalive 16; }}");
-    c.location = c.location.replace(&format!("http://127.0.0.1:{backend}"), "http://ordinary");
+    c.location = c
+        .location
+        .replace(&format!("http://127.0.0.1:{backend}"), "http://ordinary");
     Nginx::start(&c)
 }
 
 fn wrk_rps(port: u16, secs: u32) -> Option<f64> {
     let out = Command::new("wrk")
-        .args(["-t1", "-c32", &format!("-d{secs}s"), &format!("http://127.0.0.1:{port}/")])
+        .args([
+            "-t1",
+            "-c32",
+            &format!("-d{secs}s"),
+            &format!("http://127.0.0.1:{port}/"),
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -645,7 +677,11 @@ fn ordinary_requests(report: &mut Report, quick: bool) {
     ));
     report.table_head(&["nginx", "requests/s", "ratio"]);
     report.row(&["module not loaded".into(), b.show(), "1.00".into()]);
-    report.row(&["module loaded".into(), a.show(), format!("{:.3}", a.median / b.median)]);
+    report.row(&[
+        "module loaded".into(),
+        a.show(),
+        format!("{:.3}", a.median / b.median),
+    ]);
 }
 
 /// Instructions nginx executes per ordinary proxied request, counted by callgrind (exact
@@ -655,72 +691,93 @@ fn instructions_per_request(report: &mut Report, quick: bool) {
         report.line("Instructions per request: skipped (valgrind is not installed)".into());
         return;
     }
-    let n = if quick { 300 } else { 1000 };
-    let mut rows = Vec::new();
-    for module in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let backend = free_port();
-        let load = if module {
-            format!("load_module {};", nds_tests::module_path().display())
-        } else {
-            String::new()
-        };
-        let conf = format!(
-            "{load}\nmaster_process off; daemon off; error_log {d}/error.log error; pid {d}/nginx.pid;\n\
-             events {{}}\nhttp {{ access_log off;\n\
-             server {{ listen 127.0.0.1:{backend}; location / {{ return 200 'ok'; }} }}\n\
-             server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://127.0.0.1:{backend}; }} }} }}\n",
-            d = dir.path().display()
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let out = dir.path().join("callgrind.out");
-        let mut child = Command::new("valgrind")
-            .arg("--tool=callgrind")
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(nds_tests::nginx_bin())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for _ in 0..n {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-            let mut v = Vec::new();
-            let _ = s.read_to_end(&mut v);
-        }
-        // SAFETY-free: a signal to our own child; callgrind writes its totals on exit.
-        unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
-        let _ = child.wait();
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        let total: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        rows.push(total);
+    // Two runs of different lengths per build: their difference leaves out start-up and
+    // shutdown (module loading, configuration), which are not per-request costs.
+    let (n1, n2) = if quick { (100, 400) } else { (200, 1200) };
+    let mut per = [0.0f64; 2];
+    for (i, module) in [false, true].into_iter().enumerate() {
+        let t1 = callgrind_total(module, n1);
+        let t2 = callgrind_total(module, n2);
+        per[i] = t2.saturating_sub(t1) as f64 / (n2 - n1) as f64;
     }
     report.line(format!(
-        "Instructions per ordinary proxied request (callgrind, {n} requests, whole process incl. start)"
+        "Instructions per ordinary proxied request (callgrind; runs of {n1} and {n2} requests, difference)"
     ));
     report.table_head(&["nginx", "instructions / request", "added by the module"]);
-    let per = |t: u64| t as f64 / n as f64;
-    report.row(&["module not loaded".into(), format!("{:.0}", per(rows[0])), "-".into()]);
+    report.row(&[
+        "module not loaded".into(),
+        format!("{:.0}", per[0]),
+        "-".into(),
+    ]);
     report.row(&[
         "module loaded".into(),
-        format!("{:.0}", per(rows[1])),
-        format!("{:+.0} ({:+.2}%)", per(rows[1]) - per(rows[0]), (per(rows[1]) / per(rows[0]) - 1.0) * 100.0),
+        format!("{:.0}", per[1]),
+        format!(
+            "{:+.0} ({:+.2}%)",
+            per[1] - per[0],
+            (per[1] / per[0] - 1.0) * 100.0
+        ),
     ]);
+}
+
+/// Total instructions of a single-process nginx serving `n` proxied requests.
+fn callgrind_total(module: bool, n: usize) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let backend = free_port();
+    let load = if module {
+        format!("load_module {};", nds_tests::module_path().display())
+    } else {
+        String::new()
+    };
+    let conf = format!(
+        "{load}\nmaster_process off; daemon off; error_log {d}/error.log error; pid {d}/nginx.pid;\n\
+         events {{}}\nhttp {{ access_log off;\n\
+         server {{ listen 127.0.0.1:{backend}; location / {{ return 200 'ok'; }} }}\n\
+         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://127.0.0.1:{backend}; }} }} }}\n",
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let out = dir.path().join("callgrind.out");
+    let mut child = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(nds_tests::nginx_bin())
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx under callgrind did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..n {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut v = Vec::new();
+        let _ = s.read_to_end(&mut v);
+    }
+    // SAFETY: a signal to our own child; callgrind writes its totals on exit.
+    unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// `docker exec` through the real daemon: output and input, direct and through the module.
@@ -733,14 +790,25 @@ fn real_docker(report: &mut Report, quick: bool) {
     let mib: u64 = if quick { 256 } else { 1024 };
     let cli = nds_tests::Cli::setup();
     let direct = nds_tests::direct_host();
-    let id = nds_tests::cli::direct(&["run", "-d", "--network", "none", &nds_tests::image(), "sleep", "3600"]);
+    let id = nds_tests::cli::direct(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        &nds_tests::image(),
+        "sleep",
+        "3600",
+    ]);
     let _rm = nds_tests::cli::Containers(vec![id.clone()]);
     let nginx = Nginx::start(&NginxConf::docker(true, Recipe::Defaults));
     let count = (mib * 16).to_string();
     let run = |host: &str, down: bool| -> f64 {
         let start = Instant::now();
         let shell = if down {
-            format!("{} -H {host} exec {id} dd if=/dev/zero bs=64k count={count} 2>/dev/null | wc -c", cli.path.display())
+            format!(
+                "{} -H {host} exec {id} dd if=/dev/zero bs=64k count={count} 2>/dev/null | wc -c",
+                cli.path.display()
+            )
         } else {
             format!(
                 "dd if=/dev/zero bs=64k count={count} 2>/dev/null | {} -H {host} exec -i {id} sh -c 'cat | wc -c'",
@@ -748,7 +816,10 @@ fn real_docker(report: &mut Report, quick: bool) {
             )
         };
         let out = Command::new("sh").arg("-c").arg(&shell).output().unwrap();
-        let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        let n: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
         assert_eq!(n, mib << 20, "short transfer through {host}: {shell}");
         (mib << 20) as f64 / start.elapsed().as_secs_f64() / 1e6
     };
@@ -764,7 +835,9 @@ fn real_docker(report: &mut Report, quick: bool) {
         .into_iter()
         .map(|[d, u]| (Stat::of(d), Stat::of(u)))
         .collect();
-    report.line(format!("Real dockerd: docker exec, {mib} MiB of output and of input, {rounds} rounds, MB/s"));
+    report.line(format!(
+        "Real dockerd: docker exec, {mib} MiB of output and of input, {rounds} rounds, MB/s"
+    ));
     report.table_head(&["path", "exec output", "ratio", "exec input", "ratio"]);
     for (i, name) in ["direct socket", "nginx + module"].iter().enumerate() {
         report.row(&[
