@@ -76,7 +76,9 @@ fn main() {
             "Synthetic tunnel throughput, {} MiB per round, {rounds} rounds, median (min-max) MB/s",
             bytes >> 20
         ));
-        report.table_head(&["path", "download", "ratio", "upload", "ratio"]);
+        report.table_head(&[
+            "path", "download", "vs unix", "vs TCP", "upload", "vs unix", "vs TCP",
+        ]);
         // Rounds are interleaved across paths, so that drift in the machine's load spreads
         // over all of them instead of favouring whichever ran first.
         let targets = peers.targets();
@@ -90,15 +92,19 @@ fn main() {
         }
         let down: Vec<Stat> = down.into_iter().map(Stat::of).collect();
         let up: Vec<Stat> = up.into_iter().map(Stat::of).collect();
-        // The baseline is the Docker socket itself: a unix socket.
+        // Baselines: the Docker socket itself (a unix socket), and a direct TCP
+        // connection, the most a proxy listening on TCP could pass on.
         let (bd, bu) = (down[0].median, up[0].median);
+        let (td, tu) = (down[1].median, up[1].median);
         for (i, (name, _)) in targets.iter().enumerate() {
             report.row(&[
                 name.to_string(),
                 down[i].show(),
                 format!("{:.2}", down[i].median / bd),
+                format!("{:.2}", down[i].median / td),
                 up[i].show(),
                 format!("{:.2}", up[i].median / bu),
+                format!("{:.2}", up[i].median / tu),
             ]);
         }
     }
