@@ -28,6 +28,8 @@ use nginx_sys::{
 use ngx::http::{HttpModuleLocationConf, Request};
 use ngx::ngx_log_error;
 
+use docker_stream_logic::duration::MAX_MSEC;
+
 use crate::splice::{self, Lane};
 use crate::{guard, DockerStreamModule};
 
@@ -349,6 +351,10 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         }
     }
 
+    if (*(*pc).read).timedout() != 0 && t.timeout == 0 {
+        // The keep-alive timer of a tunnel without an idle limit (see below): not idle.
+        (*(*pc).read).set_timedout(0);
+    }
     if (*(*pc).read).timedout() != 0 {
         ngx_log_error!(
             NGX_LOG_INFO,
@@ -534,8 +540,16 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         return finish(r, t, End::Error);
     }
 
-    if t.timeout != 0 && (down.moved || up.moved || (*(*pc).read).timer_set() == 0) {
-        nginx_sys::ngx_add_timer((*pc).read, t.timeout);
+    // Always a timer, even without an idle limit: a worker shutting down gracefully
+    // (reload, binary upgrade) stays while timers that are not cancelable remain, and would
+    // otherwise exit at once and cut every open tunnel.
+    let limit = if t.timeout != 0 {
+        t.timeout
+    } else {
+        MAX_MSEC as ngx_msec_t
+    };
+    if down.moved || up.moved || (*(*pc).read).timer_set() == 0 {
+        nginx_sys::ngx_add_timer((*pc).read, limit);
     }
 }
 

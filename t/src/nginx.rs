@@ -58,6 +58,9 @@ pub struct NginxConf {
     pub server: String,
     /// Extra directives in `http {}`.
     pub http: String,
+    /// Run as a daemon (needed for a binary upgrade: nginx refuses USR2 while the
+    /// process that started it is its parent).
+    pub daemon: bool,
     /// Extra directives in the main context, and `worker_connections`.
     pub main: String,
     pub worker_connections: u32,
@@ -73,6 +76,7 @@ impl NginxConf {
             location: recipe.location(upstream),
             server: String::new(),
             http: String::new(),
+            daemon: false,
             main: String::new(),
             worker_connections: 4096,
             nginx_bin: None,
@@ -93,6 +97,7 @@ impl NginxConf {
 /// A running nginx; stopped on drop.
 pub struct Nginx {
     child: Option<Child>,
+    daemon: bool,
     pub dir: tempfile::TempDir,
     pub port: u16,
     /// Port of the auth server block (`/_auth` subrequests go there).
@@ -130,6 +135,7 @@ impl Nginx {
             .expect("start nginx");
         let mut n = Nginx {
             child: Some(child),
+            daemon: conf.daemon,
             dir,
             port,
             auth_port,
@@ -145,6 +151,10 @@ impl Nginx {
                 return;
             }
             if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                if self.daemon && s.success() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
                 panic!(
                     "nginx exited at start ({s}):\n{}\nconfig:\n{}",
                     self.error_log(),
@@ -190,6 +200,17 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        if self.daemon {
+            // Whichever master the pid file names now (a binary upgrade replaces it).
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("logs/nginx.pid")) {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    // SAFETY: a plain signal to our own nginx.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+            return;
+        }
         if let Some(mut c) = self.child.take() {
             // SAFETY-free: a plain signal to our own child.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
@@ -219,7 +240,7 @@ fn render(conf: &NginxConf, dir: &Path, port: u16, auth_port: u16) -> String {
     }
     write!(
         s,
-        r#"daemon off;
+        r#"daemon {daemon};
 master_process on;
 worker_processes 1;
 error_log {dir}/logs/error.log info;
@@ -255,6 +276,7 @@ http {{
         dir = dir.display(),
         log_format = log_format(conf.module),
         main = conf.main,
+        daemon = if conf.daemon { "on" } else { "off" },
         wc = conf.worker_connections,
         http = conf.http,
         server = conf.server,

@@ -1,0 +1,18 @@
+//! The checks behind the fuzz targets, kept in a library so that `cargo test` here replays
+//! the seed corpus and the saved crash inputs (tests/replay.rs) on stable Rust, without
+//! libFuzzer or sanitizers. Each `check` panics when an invariant does not hold.
+
+pub mod content_type;
+pub mod duration;
+
+/// Runs the check of the target named `target` (a fuzz target's name) on `data`.
+pub fn check(target: &str, data: &[u8]) {
+    match target {
+        "content_type" => content_type::check(data),
+        "duration" => duration::check(data),
+        _ => panic!("unknown fuzz target {target:?}"),
+    }
+}
+
+/// The fuzz targets, as named in Cargo.toml, fuzz/corpus/ and fuzz/artifacts/.
+pub const TARGETS: [&str; 2] = ["content_type", "duration"];
