@@ -169,3 +169,111 @@ fn slow_tunnels_without_faults() {
     assert!(failures.is_empty(), "{failures:#?}\n{}", nginx.error_log());
     nginx.assert_healthy();
 }
+
+fn worker_rss_kib(nginx: &Nginx) -> u64 {
+    let master = master_pid(nginx);
+    let children =
+        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
+    let worker: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    std::fs::read_to_string(format!("/proc/{worker}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// A client reading slowly while the daemon writes 64 MiB as fast as it can: flow control
+/// holds the daemon back, nginx's memory stays flat, and every byte arrives.
+#[test]
+fn slow_reader_keeps_memory_bounded() {
+    const N: usize = 64 << 20;
+    let fake = FakeDaemon::start(|_h: Head, mut r: BufReader<UnixStream>| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+        );
+        let data = pseudo_random(N, 77);
+        let _ = write_all(&mut r, &data);
+    });
+    let nginx = Nginx::start(&NginxConf::new(true, Recipe::Defaults, &fake.upstream()));
+    let before = worker_rss_kib(&nginx);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(
+        &mut conn,
+        "POST /containers/x/attach HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n",
+    );
+    let mut got = r.rest;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut peak = 0;
+    // About 300 KB/s for 3 s.
+    for _ in 0..60 {
+        let n = conn.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(50));
+        peak = peak.max(worker_rss_kib(&nginx));
+    }
+    let (got, eof) = raw::read_to_eof(&mut conn, got, Duration::from_secs(60));
+    assert!(eof);
+    assert!(
+        got == pseudo_random(N, 77),
+        "bytes differ ({} of {N})",
+        got.len()
+    );
+    let growth = peak.saturating_sub(before);
+    println!("worker RSS growth with a slow reader: {growth} KiB");
+    assert!(
+        growth < 4096,
+        "worker RSS grew {growth} KiB while the client read slowly"
+    );
+    nginx.assert_healthy();
+}
+
+/// A daemon that stops reading while the client writes 32 MiB: the client is held back,
+/// nginx's memory stays flat, and every byte arrives once the daemon reads again.
+#[test]
+fn stalled_daemon_keeps_memory_bounded() {
+    const N: usize = 32 << 20;
+    let fake = FakeDaemon::start(|_h: Head, mut r: BufReader<UnixStream>| {
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let mut all = Vec::new();
+        let _ = r.read_to_end(&mut all);
+        let ok = all == pseudo_random(N, 78);
+        let _ = write_all(&mut r, format!("{} {ok}", all.len()).as_bytes());
+    });
+    let nginx = Nginx::start(&NginxConf::new(true, Recipe::Defaults, &fake.upstream()));
+    let before = worker_rss_kib(&nginx);
+    let mut conn = Conn::connect(&nginx.addr());
+    let r = raw::request(
+        &mut conn,
+        "POST /containers/x/attach HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n",
+    );
+    let Conn::Tcp(tcp) = &conn else {
+        unreachable!()
+    };
+    let mut w = tcp.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&pseudo_random(N, 78)).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut peak = 0;
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(worker_rss_kib(&nginx));
+    }
+    let (got, _) = raw::read_to_eof(&mut conn, r.rest, Duration::from_secs(60));
+    writer.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), format!("{N} true"));
+    let growth = peak.saturating_sub(before);
+    println!("worker RSS growth with a stalled daemon: {growth} KiB");
+    assert!(
+        growth < 4096,
+        "worker RSS grew {growth} KiB while the daemon did not read"
+    );
+    nginx.assert_healthy();
+}
