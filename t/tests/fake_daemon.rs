@@ -634,3 +634,66 @@ fn bulk_both_ways_with_and_without_splice() {
         nginx.assert_healthy();
     }
 }
+
+/// A request pipelined behind a hijacking one is stream bytes for the daemon, as on the
+/// direct socket: nginx never parses it, so it cannot slip past auth_request.
+#[test]
+fn pipelined_request_behind_a_hijack_is_stream_data() {
+    let auth_calls = Arc::new(AtomicUsize::new(0));
+    let calls = auth_calls.clone();
+    let auth = FakeDaemon::start(move |_h, mut r| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let _ = write_all(&mut r, b"HTTP/1.1 204 No Content\r\n\r\n");
+    });
+    let fake = FakeDaemon::start(|h, mut r| {
+        // A second request on this connection would show up here as a second head; the
+        // daemon sees bytes on the hijacked stream instead and echoes them.
+        assert!(
+            h.request_line.starts_with("POST /containers/x/attach"),
+            "{}",
+            h.request_line
+        );
+        let _ = write_all(
+            &mut r,
+            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+        );
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 || write_all(&mut r, &buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.location = format!("auth_request /_auth_seen; {}", conf.location);
+    conf.server = format!(
+        "location = /_auth_seen {{ internal; proxy_pass http://{}; proxy_pass_request_body off; \
+         proxy_set_header Content-Length \"\"; }}",
+        auth.upstream()
+    );
+    let nginx = Nginx::start(&conf);
+    let second = "DELETE /containers/victim?force=1 HTTP/1.1\r\nHost: d\r\n\r\n";
+    let mut conn = Conn::connect(&nginx.addr());
+    let mut msg = post("/containers/x/attach", true).into_bytes();
+    msg.extend_from_slice(second.as_bytes());
+    conn.write_all(&msg).unwrap();
+    let r = raw::read_head(&mut conn);
+    assert_eq!(r.status(), 101);
+    let got = round_trip(&mut conn, r.rest, b"");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        second,
+        "the pipelined request must come back as echoed stream bytes"
+    );
+    assert_eq!(
+        auth_calls.load(Ordering::SeqCst),
+        1,
+        "only the hijacking request was authorized"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !nginx.access_log().contains("DELETE"),
+        "nginx parsed the pipelined request"
+    );
+    nginx.assert_healthy();
+}
