@@ -193,6 +193,25 @@ impl Nginx {
         }
     }
 
+    /// The resident memory of the (first) worker process, in KiB.
+    pub fn worker_rss_kib(&self) -> u64 {
+        let master =
+            std::fs::read_to_string(self.dir.path().join("logs/nginx.pid")).unwrap_or_default();
+        let master = master.trim();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        let Some(worker) = children.split_whitespace().next() else {
+            return 0;
+        };
+        std::fs::read_to_string(format!("/proc/{worker}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("nginx.conf")
     }

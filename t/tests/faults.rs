@@ -170,20 +170,6 @@ fn slow_tunnels_without_faults() {
     nginx.assert_healthy();
 }
 
-fn worker_rss_kib(nginx: &Nginx) -> u64 {
-    let master = master_pid(nginx);
-    let children =
-        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
-    let worker: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    std::fs::read_to_string(format!("/proc/{worker}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// A client reading slowly while the daemon writes 64 MiB as fast as it can: flow control
 /// holds the daemon back, nginx's memory stays flat, and every byte arrives.
 #[test]
@@ -198,7 +184,7 @@ fn slow_reader_keeps_memory_bounded() {
         let _ = write_all(&mut r, &data);
     });
     let nginx = Nginx::start(&NginxConf::new(true, Recipe::Defaults, &fake.upstream()));
-    let before = worker_rss_kib(&nginx);
+    let before = nginx.worker_rss_kib();
     let mut conn = Conn::connect(&nginx.addr());
     let r = raw::request(
         &mut conn,
@@ -212,7 +198,7 @@ fn slow_reader_keeps_memory_bounded() {
         let n = conn.read(&mut buf).unwrap();
         got.extend_from_slice(&buf[..n]);
         std::thread::sleep(Duration::from_millis(50));
-        peak = peak.max(worker_rss_kib(&nginx));
+        peak = peak.max(nginx.worker_rss_kib());
     }
     let (got, eof) = raw::read_to_eof(&mut conn, got, Duration::from_secs(60));
     assert!(eof);
@@ -247,7 +233,7 @@ fn stalled_daemon_keeps_memory_bounded() {
         let _ = write_all(&mut r, format!("{} {ok}", all.len()).as_bytes());
     });
     let nginx = Nginx::start(&NginxConf::new(true, Recipe::Defaults, &fake.upstream()));
-    let before = worker_rss_kib(&nginx);
+    let before = nginx.worker_rss_kib();
     let mut conn = Conn::connect(&nginx.addr());
     let r = raw::request(
         &mut conn,
@@ -264,7 +250,7 @@ fn stalled_daemon_keeps_memory_bounded() {
     let mut peak = 0;
     for _ in 0..25 {
         std::thread::sleep(Duration::from_millis(100));
-        peak = peak.max(worker_rss_kib(&nginx));
+        peak = peak.max(nginx.worker_rss_kib());
     }
     let (got, _) = raw::read_to_eof(&mut conn, r.rest, Duration::from_secs(60));
     writer.join().unwrap();

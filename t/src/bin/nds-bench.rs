@@ -553,28 +553,10 @@ impl Stat {
     }
 }
 
-fn worker_rss_kib(nginx: &Nginx) -> u64 {
-    let pid: i32 = std::fs::read_to_string(nginx.dir.path().join("logs/nginx.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // The worker is the master's only child.
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    let worker: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// Opens `n` idle echo tunnels; returns the worker's RSS growth and how many still echo.
 async fn idle_tunnels(nginx: &Nginx, n: usize) -> (u64, usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let before = worker_rss_kib(nginx);
+    let before = nginx.worker_rss_kib();
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", nginx.port))
@@ -594,7 +576,7 @@ async fn idle_tunnels(nginx: &Nginx, n: usize) -> (u64, usize) {
         conns.push(s);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = worker_rss_kib(nginx);
+    let after = nginx.worker_rss_kib();
     let mut ok = 0;
     for s in conns.iter_mut() {
         let mut b = [0u8; 1];

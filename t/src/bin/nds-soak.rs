@@ -157,7 +157,7 @@ fn main() {
         );
         rss.push((
             start.elapsed().as_secs(),
-            worker_rss(&nginx),
+            nginx.worker_rss_kib(),
             counts.ops.load(Ordering::Relaxed),
         ));
         eprintln!(
@@ -220,24 +220,4 @@ fn main() {
     } else {
         1
     });
-}
-
-fn worker_rss(nginx: &Nginx) -> u64 {
-    let master: i32 = std::fs::read_to_string(nginx.dir.path().join("logs/nginx.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
-        .unwrap_or_default();
-    let Some(worker) = children.split_whitespace().next() else {
-        return 0;
-    };
-    std::fs::read_to_string(format!("/proc/{worker}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
