@@ -111,16 +111,16 @@ unsafe extern "C" fn top_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
             let Some(u) = docker_upstream(r) else {
                 return OK;
             };
-            if (*u).buffering() != 0
-                && (*u).cacheable() == 0
-                && has_api_version(&(*u).headers_in.headers)
-            {
-                // wait, logs -f, events, stats: the head and each line must reach the client
-                // as the daemon produces them; non-buffered proxying flushes the head.
-                (*u).set_buffering(0);
-            }
-            if has_api_version(&(*u).headers_in.headers) && extend_read_timeout(r, u).is_err() {
-                return NGX_ERROR as ngx_int_t;
+            if has_api_version(&(*u).headers_in.headers) {
+                if (*u).buffering() != 0 && (*u).cacheable() == 0 {
+                    // wait, logs -f, events, stats: the head and each line must reach the
+                    // client as the daemon produces them; non-buffered proxying flushes the
+                    // head.
+                    (*u).set_buffering(0);
+                }
+                if extend_read_timeout(r, u).is_err() {
+                    return NGX_ERROR as ngx_int_t;
+                }
             }
             if (*r).http_version >= NGX_HTTP_VERSION_20 as usize && is_stream_2xx(r) {
                 ngx_log_error!(
