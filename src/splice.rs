@@ -16,6 +16,8 @@ pub struct Lane {
     fds: [i32; 2],
     /// Bytes in the pipe, not yet written to the destination.
     pub queued: usize,
+    /// The pool cleanup that closes the pipe is registered (once per tunnel).
+    cleanup: bool,
 }
 
 impl Lane {
@@ -23,6 +25,7 @@ impl Lane {
         Lane {
             fds: [-1, -1],
             queued: 0,
+            cleanup: false,
         }
     }
 
@@ -35,9 +38,14 @@ impl Lane {
     /// # Safety
     /// `pool` must be the request's pool, and `self` must live as long as it.
     pub unsafe fn start(&mut self, pool: *mut ngx_pool_t) -> bool {
-        let cln = ngx_pool_cleanup_add(pool, 0);
-        if cln.is_null() {
-            return false;
+        if !self.cleanup {
+            let cln = ngx_pool_cleanup_add(pool, 0);
+            if cln.is_null() {
+                return false;
+            }
+            (*cln).handler = Some(close_lane);
+            (*cln).data = (self as *mut Lane).cast();
+            self.cleanup = true;
         }
         let mut fds = [-1i32; 2];
         if libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) != 0 {
@@ -46,21 +54,31 @@ impl Lane {
         // A smaller pipe only costs more syscalls.
         libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE);
         self.fds = fds;
-        (*cln).handler = Some(close_lane);
-        (*cln).data = (self as *mut Lane).cast();
         true
+    }
+
+    /// Closes an empty pipe (a quiet tunnel); the next bulk read starts a new one.
+    pub fn stop(&mut self) {
+        if self.queued == 0 {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        for fd in &mut self.fds {
+            if *fd >= 0 {
+                // SAFETY: the descriptor is this lane's own open pipe end.
+                unsafe { libc::close(*fd) };
+                *fd = -1;
+            }
+        }
     }
 }
 
 unsafe extern "C" fn close_lane(data: *mut c_void) {
     // SAFETY: registered by Lane::start with a Lane that lives in the same pool.
     let lane = &mut *data.cast::<Lane>();
-    for fd in &mut lane.fds {
-        if *fd >= 0 {
-            libc::close(*fd);
-            *fd = -1;
-        }
-    }
+    lane.close();
 }
 
 /// The outcome of [`pump`], as for the copying pump.

@@ -2,6 +2,7 @@
 //! Each connection runs the script in its own thread; it reads the request head itself.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,51 @@ impl FakeDaemon {
     pub fn upstream(&self) -> String {
         format!("unix:{}", self.path.display())
     }
+
+    /// A TCP front on 127.0.0.1 for the same script (a daemon listening on TCP): relays
+    /// each connection to the unix socket both ways, passing half-closes on. Returns the
+    /// upstream for `proxy_pass http://...`.
+    pub fn tcp_upstream(&self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let path = self.path.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(tcp) = conn else { break };
+                let Ok(unix) = UnixStream::connect(&path) else {
+                    continue;
+                };
+                let (tcp2, unix2) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+                thread::spawn(move || {
+                    relay(&tcp, &unix, |s| s.shutdown(Shutdown::Write));
+                });
+                thread::spawn(move || {
+                    relay(&unix2, &tcp2, |s| s.shutdown(Shutdown::Write));
+                });
+            }
+        });
+        format!("127.0.0.1:{port}")
+    }
+}
+
+/// Copies `from` to `to` until EOF or an error, then half-closes `to`.
+fn relay<R, W>(mut from: R, mut to: W, shut: impl Fn(&W) -> std::io::Result<()>)
+where
+    R: Read,
+    W: Write,
+{
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = shut(&to);
 }
 
 /// Reads a request head and, if it has a Content-Length, its body.
