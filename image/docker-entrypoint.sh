@@ -350,9 +350,11 @@ deny='access denied by the Docker API proxy'
     echo '}'
     echo
     echo '# Requests that change state: any method but GET and HEAD, and the attach WebSocket.'
+    echo '# The daemon routes /containers/{name:.*}/attach/ws: a name may have slashes (the'
+    echo '# parent/alias of a legacy link).'
     echo 'map "$request_method $uri" $nds_writes {'
     echo '    default 1;'
-    echo "    \"~^(?:GET|HEAD) ${prefix#^}/containers/[^/]+/attach/ws(/.*)?$\" 1;"
+    echo "    \"~^(?:GET|HEAD) ${prefix#^}/containers/.+/attach/ws(/.*)?$\" 1;"
     echo '    "~^(?:GET|HEAD) " 0;'
     echo '}'
     echo

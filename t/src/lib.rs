@@ -6,6 +6,7 @@
 //! - `NDS_IMAGE`: a busybox image made with `docker import` (default `nds-busybox`)
 //! - `NDS_NGINX`, `NDS_MODULE`: the nginx binary and module (default: `target/nginx/...`)
 
+pub mod allowlist;
 pub mod cases;
 pub mod cli;
 pub mod fake;

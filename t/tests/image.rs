@@ -10,130 +10,14 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::{image_tag, raw, Proxy};
 use nds_tests::cli::{direct, docker, Containers, Input, Out};
-use nds_tests::raw::{read_head, read_to_eof, Conn};
-use nds_tests::{direct_host, docker_sock, free_port, image, root, Cli};
+use nds_tests::{direct_host, docker_sock, free_port, image, Cli};
 
 const DENIED: &str = "access denied by the Docker API proxy";
-
-/// The image under test, built at most once per test binary.
-fn image_tag() -> String {
-    static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| {
-        if let Ok(tag) = std::env::var("NDS_IMAGE_TAG") {
-            return tag;
-        }
-        let run = |what: &str, cmd: &mut Command| {
-            let started = Instant::now();
-            let out = cmd
-                .current_dir(root())
-                .env("DOCKER_HOST", direct_host())
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            assert!(
-                out.status.success(),
-                "{what} failed:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-            println!("{what}: {:.0?}", started.elapsed());
-        };
-        let tag = "nds-proxy:test".to_string();
-        run(
-            "scripts/build-image",
-            Command::new(root().join("scripts/build-image")).arg(&tag),
-        );
-        tag
-    })
-    .clone()
-}
-
-/// A proxy container from the image, listening on 127.0.0.1:<port>; removed on drop.
-struct Proxy {
-    id: String,
-    port: u16,
-    _rm: Containers,
-}
-
-impl Proxy {
-    fn start(env: &[(&str, &str)]) -> Proxy {
-        Self::start_with(env, &[])
-    }
-
-    /// With more `docker run` arguments (mounts).
-    fn start_with(env: &[(&str, &str)], docker_args: &[&str]) -> Proxy {
-        let tag = image_tag();
-        let port = free_port();
-        let listen = format!("LISTEN=127.0.0.1:{port}");
-        let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
-        let mut args = vec![
-            "run",
-            "-d",
-            "--network",
-            "host",
-            "-v",
-            &volume,
-            "-e",
-            &listen,
-        ];
-        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for p in &pairs {
-            args.extend(["-e", p.as_str()]);
-        }
-        args.extend(docker_args);
-        args.push(&tag);
-        let id = direct(&args);
-        let proxy = Proxy {
-            id: id.clone(),
-            port,
-            _rm: Containers(vec![id]),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                proxy.running() && Instant::now() < deadline,
-                "the proxy did not start listening ({pairs:?}):\n{}",
-                proxy.logs().brief()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        proxy
-    }
-
-    fn host(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn running(&self) -> bool {
-        direct(&["inspect", "-f", "{{.State.Running}}", &self.id]) == "true"
-    }
-
-    fn logs(&self) -> Out {
-        docker(
-            &Cli::setup(),
-            &direct_host(),
-            &["logs", &self.id],
-            Input::None,
-            Duration::from_secs(20),
-        )
-    }
-}
 
 fn cli_run(cli: &Cli, host: &str, args: &[&str], input: Input) -> Out {
     docker(cli, host, args, input, Duration::from_secs(60))
@@ -241,34 +125,6 @@ fn image_defaults_are_read_only_and_narrow() {
     }
 }
 
-/// One raw HTTP/1.1 request; returns the status, the Content-Type and the body.
-/// `extra` is more header lines, or a JSON body when it starts with `{`.
-fn raw(addr: &str, method: &str, target: &str, extra: &str) -> (u16, String, String) {
-    let mut conn = Conn::connect(addr);
-    let (headers, body) = if extra.starts_with('{') {
-        (
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                extra.len()
-            ),
-            extra,
-        )
-    } else {
-        (extra.to_string(), "")
-    };
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: docker\r\n{headers}Connection: close\r\n\r\n{body}"
-    );
-    conn.write_all(head.as_bytes()).unwrap();
-    let resp = read_head(&mut conn);
-    let (body, _) = read_to_eof(&mut conn, resp.rest.clone(), Duration::from_secs(5));
-    (
-        resp.status(),
-        resp.header("Content-Type").unwrap_or_default().to_string(),
-        String::from_utf8_lossy(&body).into_owned(),
-    )
-}
-
 /// (c) The allow-list is decided on nginx's normalized $uri, and that same path is what
 /// reaches the daemon: encodings, dot segments and doubled slashes neither open a
 /// denied endpoint nor lose an allowed one.
@@ -323,6 +179,9 @@ fn image_allow_list_matches_the_normalized_path() {
         ("containers", &c, "GET", "/v1.41/images/json", "", 403),
         ("containers", &c, "POST", "/containers/x/stop", "", 403),
         ("containers", &c, "GET", "/containers/x/attach/ws?stream=1", ws, 403),
+        // The daemon routes /containers/{name:.*}/attach/ws: a legacy link's parent/alias.
+        ("containers", &c, "GET", "/containers/nds-no-such/alias/attach/ws?stream=1", ws, 403),
+        ("containers", &c, "GET", "/v1.41/containers/nds-no-such%2falias/attach/ws", ws, 403),
         ("writer", &w, "POST", "/containers/../exec/nds-no-such-exec/start", "{}", 404),
         ("writer", &w, "POST", "/v1.41/containers/nds-no-such-container/stop", "", 404),
         ("writer", &w, "DELETE", "/v1.41/containers/nds-no-such-container", "", 404),

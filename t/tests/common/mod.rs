@@ -1,17 +1,163 @@
-//! Shared by the TLS and auth_request tests (tests/image.rs, tests/nginx_config.rs):
+//! Shared by the image, TLS and auth_request tests (tests/image.rs,
+//! tests/image_allowlist_gen.rs, tests/nginx_config.rs): the image and its containers,
 //! certificates made with the `openssl` CLI, a small authentication service, docker
-//! CLI configurations and a raw TLS client.
+//! CLI configurations, a raw HTTP request and a raw TLS client.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use nds_tests::cli::{direct, docker_env, Input, Out};
-use nds_tests::Cli;
+use nds_tests::cli::{direct, docker, docker_env, Containers, Input, Out};
+use nds_tests::raw::{read_head, read_to_eof, Conn};
+use nds_tests::{direct_host, docker_sock, free_port, root, Cli};
+
+// --- the image ----------------------------------------------------------------------
+
+/// The image under test, built at most once per test binary.
+pub fn image_tag() -> String {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        if let Ok(tag) = std::env::var("NDS_IMAGE_TAG") {
+            return tag;
+        }
+        let run = |what: &str, cmd: &mut Command| {
+            let started = Instant::now();
+            let out = cmd
+                .current_dir(root())
+                .env("DOCKER_HOST", direct_host())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            assert!(
+                out.status.success(),
+                "{what} failed:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+            println!("{what}: {:.0?}", started.elapsed());
+        };
+        let tag = "nds-proxy:test".to_string();
+        run(
+            "scripts/build-image",
+            Command::new(root().join("scripts/build-image")).arg(&tag),
+        );
+        tag
+    })
+    .clone()
+}
+
+/// A proxy container from the image, listening on 127.0.0.1:<port>; removed on drop.
+pub struct Proxy {
+    pub id: String,
+    pub port: u16,
+    _rm: Containers,
+}
+
+impl Proxy {
+    pub fn start(env: &[(&str, &str)]) -> Proxy {
+        Self::start_with(env, &[])
+    }
+
+    /// With more `docker run` arguments (mounts).
+    pub fn start_with(env: &[(&str, &str)], docker_args: &[&str]) -> Proxy {
+        let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
+        let mut args = vec!["-v", volume.as_str()];
+        args.extend(docker_args);
+        Self::start_bare(env, &args)
+    }
+
+    /// Without the daemon's socket: `docker_args` mount the upstream (and `env` names
+    /// it, SOCKET_PATH or UPSTREAM).
+    pub fn start_bare(env: &[(&str, &str)], docker_args: &[&str]) -> Proxy {
+        let tag = image_tag();
+        let port = free_port();
+        let listen = format!("LISTEN=127.0.0.1:{port}");
+        let mut args = vec!["run", "-d", "--network", "host", "-e", &listen];
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for p in &pairs {
+            args.extend(["-e", p.as_str()]);
+        }
+        args.extend(docker_args);
+        args.push(&tag);
+        let id = direct(&args);
+        let proxy = Proxy {
+            id: id.clone(),
+            port,
+            _rm: Containers(vec![id]),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                proxy.running() && Instant::now() < deadline,
+                "the proxy did not start listening ({pairs:?}):\n{}",
+                proxy.logs().brief()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    pub fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn running(&self) -> bool {
+        direct(&["inspect", "-f", "{{.State.Running}}", &self.id]) == "true"
+    }
+
+    pub fn logs(&self) -> Out {
+        docker(
+            &Cli::setup(),
+            &direct_host(),
+            &["logs", &self.id],
+            Input::None,
+            Duration::from_secs(20),
+        )
+    }
+}
+
+/// One raw HTTP/1.1 request; returns the status, the Content-Type and the body.
+/// `extra` is more header lines, or a JSON body when it starts with `{`.
+pub fn raw(addr: &str, method: &str, target: &str, extra: &str) -> (u16, String, String) {
+    let mut conn = Conn::connect(addr);
+    let (headers, body) = if extra.starts_with('{') {
+        (
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                extra.len()
+            ),
+            extra,
+        )
+    } else {
+        (extra.to_string(), "")
+    };
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: docker\r\n{headers}Connection: close\r\n\r\n{body}"
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    let resp = read_head(&mut conn);
+    let (body, _) = read_to_eof(&mut conn, resp.rest.clone(), Duration::from_secs(5));
+    (
+        resp.status(),
+        resp.header("Content-Type").unwrap_or_default().to_string(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+// --- certificates -------------------------------------------------------------------
 
 /// Certificates for one test: a CA with a server certificate (127.0.0.1, localhost) and
 /// a client certificate, and a second CA with a client certificate of its own.
