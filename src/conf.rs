@@ -1,4 +1,5 @@
-//! Directives: `docker_stream on|off` and `docker_stream_timeout <time>|off`.
+//! Directives: `docker_stream on|off`, `docker_stream_timeout <time>|off` and
+//! `docker_stream_splice auto|on|off`.
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -14,6 +15,7 @@ use ngx::http::{Merge, MergeConfigError};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use docker_stream_logic::duration::parse_timeout;
+use docker_stream_logic::splice_mode::SpliceMode;
 
 const UNSET_FLAG: ngx_flag_t = -1;
 const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
@@ -27,8 +29,8 @@ pub struct LocConf {
     pub enable: ngx_flag_t,
     /// Idle limit of a tunnel or long-poll in ms; `TIMEOUT_OFF` for none.
     pub timeout: ngx_msec_t,
-    /// `docker_stream_splice`.
-    pub splice: ngx_flag_t,
+    /// `docker_stream_splice`; `None` while unset.
+    pub splice: Option<SpliceMode>,
 }
 
 impl Default for LocConf {
@@ -36,7 +38,7 @@ impl Default for LocConf {
         Self {
             enable: UNSET_FLAG,
             timeout: UNSET_MSEC,
-            splice: UNSET_FLAG,
+            splice: None,
         }
     }
 }
@@ -46,8 +48,8 @@ impl LocConf {
         self.enable == 1
     }
 
-    pub fn splice_enabled(&self) -> bool {
-        self.splice == 1
+    pub fn splice_mode(&self) -> SpliceMode {
+        self.splice.unwrap_or(SpliceMode::Auto)
     }
 
     pub fn idle_timeout(&self) -> Option<ngx_msec_t> {
@@ -64,12 +66,8 @@ impl Merge for LocConf {
                 prev.enable
             };
         }
-        if self.splice == UNSET_FLAG {
-            self.splice = if prev.splice == UNSET_FLAG {
-                1
-            } else {
-                prev.splice
-            };
+        if self.splice.is_none() {
+            self.splice = Some(prev.splice_mode());
         }
         if self.timeout == UNSET_MSEC {
             self.timeout = if prev.timeout == UNSET_MSEC {
@@ -141,10 +139,10 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 4] = [
     },
     ngx_command_t {
         name: ngx_string!("docker_stream_splice"),
-        type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(ngx_conf_set_flag_slot),
+        type_: (CONTEXT | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_splice),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: core::mem::offset_of!(LocConf, splice),
+        offset: 0,
         post: ptr::null_mut(),
     },
     ngx_command_t::empty(),
@@ -189,6 +187,42 @@ extern "C" fn set_timeout(
                     NGX_LOG_EMERG,
                     cf,
                     "\"docker_stream_timeout\": {e}, use a time like \"1h\" or \"off\""
+                );
+                return NGX_CONF_ERROR;
+            }
+        }
+        NGX_CONF_OK
+    })
+}
+
+extern "C" fn set_splice(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    crate::guard::catch_conf(cf, || {
+        // SAFETY: as in set_timeout: our LocConf and one value in cf->args.
+        let (conf, value) = unsafe {
+            let conf = &mut *conf.cast::<LocConf>();
+            let args = (*(*cf).args).as_slice::<ngx_str_t>();
+            (conf, args[1])
+        };
+        if conf.splice.is_some() {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"docker_stream_splice\" directive is duplicate"
+            );
+            return NGX_CONF_ERROR;
+        }
+        match SpliceMode::parse(value.as_bytes()) {
+            Some(mode) => conf.splice = Some(mode),
+            None => {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "invalid value \"{}\" in \"docker_stream_splice\", use \"auto\", \"on\" or \"off\"",
+                    String::from_utf8_lossy(value.as_bytes())
                 );
                 return NGX_CONF_ERROR;
             }

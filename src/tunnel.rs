@@ -29,6 +29,7 @@ use ngx::http::{HttpModuleLocationConf, Request};
 use ngx::ngx_log_error;
 
 use docker_stream_logic::duration::MAX_MSEC;
+use docker_stream_logic::splice_mode::SpliceMode;
 
 use crate::splice::{self, Lane};
 use crate::{guard, DockerStreamModule};
@@ -57,8 +58,9 @@ pub struct Tunnel {
     upstream_shut: bool,
     upstream_write_failed: bool,
     timeout: ngx_msec_t,
-    /// splice(2) lanes may start (`docker_stream_splice`; plain sockets on both sides).
-    splice: bool,
+    /// Which directions may start splice(2) lanes (`docker_stream_splice`; plain sockets
+    /// on both sides only).
+    splice: SpliceMode,
     /// daemon → client and client → daemon.
     down: Lane,
     up: Lane,
@@ -89,7 +91,7 @@ pub unsafe fn attach(r: *mut ngx_http_request_t, mode: Mode) -> ngx_int_t {
     }
     let conf = DockerStreamModule::location_conf(&*r);
     let timeout = conf.and_then(|c| c.idle_timeout()).unwrap_or(0);
-    let splice = conf.is_some_and(|c| c.splice_enabled());
+    let splice = conf.map_or(SpliceMode::Off, |c| c.splice_mode());
     t.write(Tunnel {
         mode,
         installed: false,
@@ -270,15 +272,12 @@ unsafe fn pump(
     }
 }
 
-/// Whether bulk reads from `src` go through a pipe. Not from unix sockets (the Docker
-/// socket): splicing one moves its buffers' pages to the destination one by one and
-/// copies their heads, and measured slower here than one copy through a 256 KiB buffer
-/// (scripts/bench); from TCP, splice moves the received pages without a copy.
+/// Whether `sa` is a unix socket's address (null: not known, taken as not).
 ///
 /// # Safety
 /// `sa` must be null or a valid socket address.
-unsafe fn splices_from(sa: *const nginx_sys::sockaddr) -> bool {
-    !sa.is_null() && i32::from((*sa).sa_family) != libc::AF_UNIX
+unsafe fn is_unix(sa: *const nginx_sys::sockaddr) -> bool {
+    !sa.is_null() && i32::from((*sa).sa_family) == libc::AF_UNIX
 }
 
 fn is_empty(b: &ngx_buf_t) -> bool {
@@ -396,11 +395,11 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
     }
     let head_sent = (*r).out.is_null();
 
-    let plain = t.splice && (*c).ssl.is_null() && (*pc).ssl.is_null();
+    let plain = (*c).ssl.is_null() && (*pc).ssl.is_null();
     // An upstream connection's own sockaddr is unset; the peer's address is in u->peer.
     let (splice_down, splice_up) = (
-        plain && splices_from((*u).peer.sockaddr),
-        plain && splices_from((*c).sockaddr),
+        plain && t.splice.splices_into(is_unix((*c).sockaddr)),
+        plain && t.splice.splices_into(is_unix((*u).peer.sockaddr)),
     );
     let pool = (*r).pool;
 
@@ -426,8 +425,8 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         )
     };
     if down.filled && !t.down.active() && head_sent && is_empty(&(*u).buffer) {
-        // Bulk traffic: splice from a plain TCP socket; otherwise (a unix socket, TLS,
-        // splice off) a larger buffer.
+        // Bulk traffic: a splice lane where `docker_stream_splice` wants one (see
+        // SpliceMode), otherwise a larger buffer.
         if splice_down && t.down.start(pool) {
             ngx::ngx_log_debug_http!(
                 Request::from_ngx_http_request(r),

@@ -3,3 +3,4 @@
 
 pub mod content_type;
 pub mod duration;
+pub mod splice_mode;

@@ -12,6 +12,10 @@ fn good_values_pass() {
         "docker_stream_timeout 90;",
         "docker_stream_timeout 1h30m;",
         "docker_stream_timeout 500ms;",
+        "docker_stream_splice auto;",
+        "docker_stream_splice on;",
+        "docker_stream_splice OFF;",
+        "server { listen 127.0.0.1:1; docker_stream_splice off; location / { docker_stream_splice on; } }",
         "server { listen 127.0.0.1:1; docker_stream off; location / { docker_stream on; docker_stream_timeout 5m; } }",
     ] {
         let (ok, out) = config_test(conf);
@@ -41,6 +45,15 @@ fn bad_values_fail_with_the_directive_named() {
             "is duplicate",
         ),
         ("docker_stream_timeout 1h 2h;", "\"docker_stream_timeout\""),
+        (
+            "docker_stream_splice yes;",
+            "invalid value \"yes\" in \"docker_stream_splice\"",
+        ),
+        ("docker_stream_splice;", "\"docker_stream_splice\""),
+        (
+            "docker_stream_splice on; docker_stream_splice off;",
+            "is duplicate",
+        ),
     ] {
         let (ok, out) = config_test(conf);
         assert!(!ok, "{conf} was accepted");
