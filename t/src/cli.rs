@@ -102,6 +102,19 @@ pub fn docker(cli: &Cli, host: &str, args: &[&str], input: Input, timeout: Durat
     docker_env(cli, host, args, input, timeout, &[])
 }
 
+/// A docker CLI command against `host`, with an empty configuration and none of the
+/// caller's `DOCKER_*` settings; for processes a test drives itself (signals, pacing).
+pub fn command(cli: &Cli, host: &str) -> Command {
+    let mut cmd = Command::new(&cli.path);
+    cmd.env("DOCKER_HOST", host)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env("DOCKER_CONFIG", config_dir())
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT");
+    cmd
+}
+
 pub fn docker_env(
     cli: &Cli,
     host: &str,
@@ -110,13 +123,8 @@ pub fn docker_env(
     timeout: Duration,
     env: &[(&str, &str)],
 ) -> Out {
-    let mut cmd = Command::new(&cli.path);
+    let mut cmd = command(cli, host);
     cmd.args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CLI_HINTS", "false")
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .env_remove("DOCKER_CONTEXT")
         .stdin(if matches!(input, Input::None) {
             Stdio::null()
         } else {
@@ -124,9 +132,6 @@ pub fn docker_env(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if !env.iter().any(|(k, _)| *k == "DOCKER_CONFIG") {
-        cmd.env("DOCKER_CONFIG", config_dir());
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -230,11 +235,8 @@ impl Drop for Containers {
 /// `timeout` passes, then stops it. `code` is `Some(0)` when the needle was seen.
 pub fn docker_until(cli: &Cli, host: &str, args: &[&str], needle: &str, timeout: Duration) -> Out {
     use std::io::BufRead;
-    let mut child = Command::new(&cli.path)
+    let mut child = command(cli, host)
         .args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CLI_HINTS", "false")
-        .env("DOCKER_CONFIG", config_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -193,14 +193,39 @@ impl Nginx {
         }
     }
 
-    /// The resident memory of the (first) worker process, in KiB.
-    pub fn worker_rss_kib(&self) -> u64 {
-        let master =
-            std::fs::read_to_string(self.dir.path().join("logs/nginx.pid")).unwrap_or_default();
-        let master = master.trim();
+    /// The master's PID, from the pid file (nginx writes it just after it starts to
+    /// listen, so this waits for it a little).
+    pub fn master_pid(&self) -> i32 {
+        let file = self.dir.path().join("logs/nginx.pid");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "no nginx pid file");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The PIDs of the master's children (the workers), sorted.
+    pub fn worker_pids(&self) -> Vec<i32> {
+        let master = self.master_pid();
         let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
             .unwrap_or_default();
-        let Some(worker) = children.split_whitespace().next() else {
+        let mut pids: Vec<i32> = children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// The resident memory of the (first) worker process, in KiB.
+    pub fn worker_rss_kib(&self) -> u64 {
+        let Some(worker) = self.worker_pids().into_iter().next() else {
             return 0;
         };
         std::fs::read_to_string(format!("/proc/{worker}/status"))

@@ -98,14 +98,6 @@ fn under_fault(nginx: &Nginx, fault: impl FnOnce()) -> Vec<String> {
         .collect()
 }
 
-fn master_pid(nginx: &Nginx) -> i32 {
-    std::fs::read_to_string(nginx.dir.path().join("logs/nginx.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn signal(pid: i32, sig: i32) {
     // SAFETY: a signal to a process of our own.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
@@ -115,7 +107,7 @@ fn signal(pid: i32, sig: i32) {
 fn reload_keeps_open_tunnels_intact() {
     let fake = echo_daemon();
     let nginx = Nginx::start(&NginxConf::new(true, Recipe::Defaults, &fake.upstream()));
-    let master = master_pid(&nginx);
+    let master = nginx.master_pid();
     let failures = under_fault(&nginx, || signal(master, libc::SIGHUP));
     assert!(failures.is_empty(), "{failures:#?}\n{}", nginx.error_log());
     let log = nginx.error_log();
@@ -129,7 +121,7 @@ fn binary_upgrade_keeps_open_tunnels_intact() {
     let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
     conf.daemon = true;
     let nginx = Nginx::start(&conf);
-    let old = master_pid(&nginx);
+    let old = nginx.master_pid();
     let pid_file = nginx.dir.path().join("logs/nginx.pid");
     let mut new_master = 0;
     let failures = under_fault(&nginx, || {
