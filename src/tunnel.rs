@@ -167,22 +167,27 @@ unsafe fn run(r: *mut ngx_http_request_t) {
             // SAFETY: as above; ends the request the way a failed relay would.
             unsafe {
                 if let Some(t) = get(r) {
-                    finish(r, t, End::Error)
+                    finish(r, t, End::Internal)
                 }
             }
         },
     );
 }
 
-/// How a tunnel ends.
+/// How a tunnel ends; each end writes one `info` line (see [`finish`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
     /// The daemon closed and everything it sent was delivered.
     Done,
     /// `docker_stream_timeout` passed with no data in either direction.
     Idle,
-    /// A socket failed or the client vanished; undelivered data is dropped.
-    Error,
+    /// The client's connection failed (reset, or gone while we wrote); undelivered data
+    /// is dropped.
+    ClientFailed,
+    /// Something else failed (named); undelivered data is dropped.
+    Error(&'static str),
+    /// A panic was caught; the guard has logged it.
+    Internal,
 }
 
 #[derive(Default)]
@@ -377,12 +382,7 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         (*(*pc).read).set_timedout(0);
     }
     if (*(*pc).read).timedout() != 0 {
-        ngx_log_error!(
-            NGX_LOG_INFO,
-            log,
-            "docker_stream: no data for {} ms (docker_stream_timeout), closing the stream",
-            t.timeout
-        );
+        (*(*pc).read).set_timedout(0);
         return finish(r, t, End::Idle);
     }
 
@@ -391,7 +391,7 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         && (*(*c).write).ready() != 0
         && ngx_http_write_filter(r, ptr::null_mut()) == NGX_ERROR as ngx_int_t
     {
-        return finish(r, t, End::Error);
+        return finish(r, t, End::ClientFailed);
     }
     let head_sent = (*r).out.is_null();
 
@@ -407,7 +407,7 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
     if (*u).buffer.start.is_null() && (*(*pc).read).ready() != 0 && !t.down.active() {
         let size = (*(*u).conf).buffer_size;
         if !alloc_buf(pool, &mut (*u).buffer, size) {
-            return finish(r, t, End::Error);
+            return finish(r, t, End::Error("out of memory"));
         }
     }
     let state = (*u).state;
@@ -489,7 +489,7 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
     {
         let b = ptr::addr_of_mut!((*u).from_client);
         if (*b).start.is_null() && !alloc_buf(pool, &mut *b, (*(*u).conf).buffer_size) {
-            return finish(r, t, End::Error);
+            return finish(r, t, End::Error("out of memory"));
         }
         let more = pump(c, pc, b, !t.client_eof, !t.upstream_write_failed, None);
         let bulk = more.filled;
@@ -516,13 +516,7 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
     }
 
     if down.dst_error || up.src_error {
-        ngx_log_error!(
-            NGX_LOG_INFO,
-            log,
-            "docker_stream: client connection failed, {} bytes from the daemon not delivered",
-            (*u).buffer.last.offset_from((*u).buffer.pos)
-        );
-        return finish(r, t, End::Error);
+        return finish(r, t, End::ClientFailed);
     }
     if up.src_eof {
         t.client_eof = true;
@@ -572,7 +566,7 @@ unsafe fn relay(r: *mut ngx_http_request_t) {
         || ngx_handle_write_event((*c).write, 0) != NGX_OK as ngx_int_t
         || ngx_handle_read_event((*c).read, 0) != NGX_OK as ngx_int_t
     {
-        return finish(r, t, End::Error);
+        return finish(r, t, End::Error("cannot watch the connections' events"));
     }
 
     // Always a timer, even without an idle limit: a worker shutting down gracefully
@@ -621,7 +615,10 @@ unsafe fn half_close(pc: *mut ngx_connection_t) {
     }
 }
 
-/// Ends the request through nginx's upstream code (see the module docs).
+/// Ends the request through nginx's upstream code (see the module docs), with one `info`
+/// line that says how (nginx's own lines about the request stay away: a failed client is
+/// marked as nginx marks one, so no lingering close follows, and an idle end is not
+/// passed to nginx as an upstream timeout).
 unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
     if t.finished {
         return;
@@ -631,14 +628,42 @@ unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
     let c = (*r).connection;
     let pc = (*u).peer.connection;
 
+    let undelivered = (*u).buffer.last.offset_from((*u).buffer.pos) as usize + t.down.queued;
+    let totals = format!(
+        "{} bytes sent to the client, {} to the daemon",
+        (*c).sent,
+        (*pc).sent
+    );
+    let input = if t.client_eof {
+        " after the client's end of input"
+    } else {
+        ""
+    };
+    let line = match how {
+        End::Done => Some(format!("stream closed by the daemon{input}; {totals}")),
+        End::Idle => Some(format!(
+            "no data for {} ms (docker_stream_timeout), stream closed; {totals}",
+            t.timeout
+        )),
+        End::ClientFailed => Some(format!(
+            "client connection failed, {undelivered} bytes from the daemon not delivered; {totals}"
+        )),
+        End::Error(what) => Some(format!("{what}, stream closed; {totals}")),
+        End::Internal => None,
+    };
+    if let Some(line) = line {
+        ngx_log_error!(NGX_LOG_INFO, (*c).log, "docker_stream: {line}");
+    }
+
     if how != End::Done {
         (*u).buffer.pos = (*u).buffer.last;
     }
-    if how == End::Idle {
-        (*(*pc).read).set_timedout(1);
+    if how == End::ClientFailed {
+        (*c).set_error(1);
     }
     (*(*c).write).set_timedout(0);
     (*(*pc).write).set_timedout(0);
+    (*(*pc).read).set_timedout(0);
     (*(*pc).read).set_eof(1);
     (*(*pc).read).set_ready(0);
 

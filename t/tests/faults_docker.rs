@@ -6,6 +6,7 @@
 //! bound; new sessions must work at once; no worker may die; the error log is checked
 //! line by line for each event.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
@@ -730,27 +731,63 @@ fn tunnel_of(line: &str) -> Option<&str> {
     rest.starts_with("start ").then_some(id)
 }
 
-/// What the error log said for one event: printed, then checked: no line about a tunnel
-/// above `info`, and at most one line of the module's own per tunnel. Returns the
-/// number of tunnels the lines name.
-fn check_event(what: &str, lines: &[String]) -> usize {
+/// What the error log said for one event: printed, then checked (see `tunnel_lines`).
+fn check_event(what: &str, lines: &[String]) -> BTreeMap<String, String> {
     println!("error log for {what}: {} line(s)", lines.len());
     for l in lines {
         println!("    {l}");
     }
-    let mut tunnels = std::collections::BTreeMap::<&str, usize>::new();
+    tunnel_lines(what, lines)
+}
+
+/// Every line that names a tunnel is the module's one `info` line for it (nginx adds
+/// none of its own), and no tunnel is named twice. Returns each named tunnel's line.
+fn tunnel_lines(what: &str, lines: &[String]) -> BTreeMap<String, String> {
+    let mut tunnels = BTreeMap::new();
     for l in lines {
         let Some(id) = tunnel_of(l) else { continue };
         assert!(
-            l.contains(" [info] "),
-            "{what}: a tunnel logged above info: {l}"
+            l.contains(" [info] ") && l.contains("docker_stream: "),
+            "{what}: not the module's info line about a tunnel: {l}"
         );
-        *tunnels.entry(id).or_default() += usize::from(l.contains("docker_stream: "));
+        let before = tunnels.insert(id.to_string(), l.clone());
+        assert!(
+            before.is_none(),
+            "{what}: two lines for tunnel {id}:\n{before:?}\n{l}"
+        );
     }
-    for (id, n) in &tunnels {
-        assert!(*n <= 1, "{what}: {n} lines of the module for tunnel {id}");
+    tunnels
+}
+
+/// Over the whole run: one module line per finished tunnel (as many as the access log
+/// has), and each raw session's line says how it ended (`end(outcome)`).
+fn assert_one_line_per_tunnel(
+    nginx: &Nginx,
+    outcomes: &[Outcome],
+    end: impl Fn(&Outcome) -> &'static str,
+) {
+    let named = tunnel_lines("the whole run", &log_lines(nginx, 0));
+    assert_eq!(
+        named.len(),
+        tunnels_logged(nginx),
+        "tunnels with a line in the error log vs tunnels in the access log"
+    );
+    for o in outcomes {
+        let Some(id) = &o.exec_id else { continue };
+        let line = named
+            .get(id)
+            .unwrap_or_else(|| panic!("no error-log line for {}", o.brief()));
+        let want = end(o);
+        assert!(
+            line.contains(want),
+            "{}: want {want:?} in {line}",
+            o.brief()
+        );
     }
-    tunnels.len()
+    println!(
+        "error log: one line for each of the {} tunnels, as the access log counts them",
+        named.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1057,25 +1094,35 @@ fn client_killed_mid_stream() {
         CHUNK * CHUNKS / 1024
     );
     // SIGKILL closes the CLI's socket with a FIN when nothing is left unread: nginx sees
-    // a half-close, passes it on, `cat` ends and the daemon closes: a normal end.
-    assert!(check_event("SIGKILL of a docker CLI", &killed_log) <= 1);
-    // A reset names the tunnel in the module's line.
-    check_event("a raw client vanishing (RST)", &reset_log);
-    // nginx may add a line of its own: its lingering close after the request fails with
-    // `shutdown() failed (107: Transport endpoint is not connected)` on the reset socket.
+    // a half-close, passes it on, `cat` ends and the daemon closes: a normal end, which
+    // the module's line tells apart by the client's end of input coming first.
+    let killed = check_event("SIGKILL of a docker CLI", &killed_log);
+    assert!(
+        killed.len() == 1
+            && killed
+                .values()
+                .all(|l| l.contains("stream closed by the daemon after the client's end of input")),
+        "{killed_log:#?}"
+    );
+    // A reset: the module's one line, and no lingering close after it (nginx's own
+    // `shutdown() failed (107: ...)` line once followed).
+    let reset = check_event("a raw client vanishing (RST)", &reset_log);
     let id = outcomes[raw_victim].exec_id.as_deref().unwrap();
-    let (module, other): (Vec<_>, Vec<_>) = reset_log
-        .iter()
-        .filter(|l| tunnel_of(l) == Some(id))
-        .partition(|l| l.contains("docker_stream: "));
     assert!(
-        module.len() == 1 && module[0].contains("docker_stream: client connection failed"),
+        reset.len() == 1 && reset[id].contains("docker_stream: client connection failed"),
         "{reset_log:#?}"
     );
     assert!(
-        other.iter().all(|l| l.contains("shutdown() failed (107")),
+        !reset_log.iter().any(|l| l.contains("shutdown() failed")),
         "{reset_log:#?}"
     );
+    assert_one_line_per_tunnel(&nginx, &outcomes, |o| {
+        if o.exec_id.as_deref() == Some(id) {
+            "client connection failed"
+        } else {
+            "stream closed by the daemon after the client's end of input"
+        }
+    });
     assert_workers_alive(&nginx, &workers);
 }
 
@@ -1115,8 +1162,21 @@ fn container_killed_mid_stream() {
          {n} other sessions intact ({} KiB each way each); new sessions in {fresh:?}",
         CHUNK * CHUNKS / 1024
     );
-    // For nginx the daemon closed the streams: a normal end of a tunnel.
-    check_event("docker kill of a container", &kill_log);
+    // For nginx the daemon closed the streams: the killed container's sessions end with
+    // the daemon closing while their clients were still sending.
+    let killed = check_event("docker kill of a container", &kill_log);
+    let cut = killed
+        .values()
+        .filter(|l| l.contains("stream closed by the daemon;"))
+        .count();
+    assert_eq!(cut, hit, "lines for the killed container's sessions");
+    assert_one_line_per_tunnel(&nginx, &outcomes, |o| {
+        if o.group == victim {
+            "stream closed by the daemon;"
+        } else {
+            "stream closed by the daemon after the client's end of input"
+        }
+    });
     assert_workers_alive(&nginx, &workers);
 }
 
@@ -1219,7 +1279,15 @@ fn daemon_restarted_mid_stream() {
         down_log.len() == 1 && down_log[0].contains("connect() to unix:"),
         "{down_log:#?}"
     );
-    check_event("new sessions after the restart", &up_log);
-    assert!(up_log.is_empty(), "{up_log:#?}");
+    // The new sessions' own lines (a normal end), nothing else.
+    let fresh_lines = check_event("new sessions after the restart", &up_log);
+    assert_eq!(fresh_lines.len(), up_log.len(), "{up_log:#?}");
+    assert_one_line_per_tunnel(&nginx, &outcomes, |o| {
+        if o.group < private.len() {
+            "stream closed by the daemon;"
+        } else {
+            "stream closed by the daemon after the client's end of input"
+        }
+    });
     assert_workers_alive(&nginx, &workers);
 }
