@@ -539,97 +539,186 @@ async fn http2_client_gets_a_clear_error() {
     nginx2.assert_healthy();
 }
 
-/// Bulk data both ways, byte-exact, through the zero-copy lanes (splice) and through the
-/// copying relay (`docker_stream_splice off`), with the client reading slowly at times so
-/// that both sides see back-pressure.
+/// Which relay carries bulk data one way: a splice lane or the copying relay's bulk
+/// buffer, counted from the debug log (nginx is built --with-debug).
+fn lanes(nginx: &Nginx, lane: &str) -> (usize, usize) {
+    let debug = std::fs::read_to_string(nginx.dir.path().join("logs/debug.log")).unwrap();
+    (
+        debug.matches(&format!("splice lane {lane}")).count(),
+        debug.matches(&format!("bulk buffer {lane}")).count(),
+    )
+}
+
+/// Writes `payload` in 1 MiB chunks with short pauses while reading the echo back (slowly
+/// at times, so that both sides see back-pressure); returns what came back until EOF
+/// after `tail` more bytes, or until the deadline.
+fn stream_echo(
+    conn: &mut Conn,
+    rest: Vec<u8>,
+    payload: &[u8],
+    tail: usize,
+    close: bool,
+) -> Vec<u8> {
+    let Conn::Tcp(tcp) = &*conn else {
+        unreachable!()
+    };
+    let mut writer = tcp.try_clone().unwrap();
+    let sent = payload.to_vec();
+    let w = std::thread::spawn(move || {
+        for (i, chunk) in sent.chunks(1 << 20).enumerate() {
+            writer.write_all(chunk).unwrap();
+            if i % 8 == 7 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if close {
+            writer.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+    });
+    let mut got = rest;
+    let mut chunk = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && got.len() < payload.len() + tail {
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(_) => continue,
+        }
+        if got.len() % (4 << 20) < (1 << 16) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    w.join().unwrap();
+    got
+}
+
+/// Bulk data both ways, byte-exact, from a daemon on a unix socket and on TCP, with each
+/// `docker_stream_splice` mode: `on` splices both directions, `off` none, `auto` only
+/// into unix sockets (here the client's input into a daemon on a unix socket). Each
+/// direction of each request switches exactly once: a relay that dropped its bulk buffer
+/// after every event (a bug this test missed before) grows it again and again.
 #[test]
 fn bulk_both_ways_with_and_without_splice() {
     let fake = echo_daemon(
         format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n"),
         false,
     );
-    for splice in ["on", "off"] {
-        let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
-        conf.location = format!("docker_stream_splice {splice}; {}", conf.location);
-        conf.main = "error_log logs/debug.log debug;".into();
-        let nginx = Nginx::start(&conf);
-        for upgrade in [true, false] {
-            let mut conn = Conn::connect(&nginx.addr());
-            let r = raw::request(&mut conn, &post("/containers/x/attach", upgrade));
-            let payload = nds_tests::pseudo_random(24 << 20, 11);
-            let Conn::Tcp(tcp) = &conn else {
-                unreachable!()
-            };
-            let mut writer = tcp.try_clone().unwrap();
-            let sent = payload.clone();
-            let w = std::thread::spawn(move || {
-                for (i, chunk) in sent.chunks(1 << 20).enumerate() {
-                    writer.write_all(chunk).unwrap();
-                    if i % 8 == 7 {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-                writer.shutdown(std::net::Shutdown::Write).unwrap();
-            });
-            let mut got = r.rest;
-            let mut chunk = vec![0u8; 1 << 16];
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                match conn.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => got.extend_from_slice(&chunk[..n]),
-                    Err(_) => continue,
-                }
-                if got.len() % (4 << 20) < (1 << 16) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            w.join().unwrap();
-            assert_eq!(
-                got.len(),
-                payload.len() + 4,
-                "splice {splice}, upgrade {upgrade}"
+    for (tcp, upstream) in [(false, fake.upstream()), (true, fake.tcp_upstream())] {
+        for splice in ["on", "off"] {
+            let what = format!(
+                "splice {splice}, daemon on {}",
+                if tcp { "TCP" } else { "unix" }
             );
-            assert!(
-                got[..payload.len()] == payload[..] && got.ends_with(b"bye\n"),
-                "bytes differ (splice {splice})"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let log = nginx.access_log();
-        for l in log.lines().filter(|l| l.contains("/attach")) {
-            let ubr: u64 = l
-                .split(' ')
-                .find_map(|f| f.strip_prefix("ubr="))
-                .unwrap()
-                .parse()
-                .unwrap();
-            let bs: u64 = l
-                .split(' ')
-                .find_map(|f| f.strip_prefix("bs="))
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!(
-                ubr >= (24 << 20) + 4 && bs >= (24 << 20) + 4,
-                "accounting (splice {splice}): {l}"
-            );
-        }
-        // Which relay carried the bytes (nginx is built --with-debug): with splice on,
-        // both requests open both lanes; with it off, the copying relay moves to its bulk
-        // buffers.
-        let debug = std::fs::read_to_string(nginx.dir.path().join("logs/debug.log")).unwrap();
-        for lane in ["daemon->client", "client->daemon"] {
-            let spliced = debug.matches(&format!("splice lane {lane}")).count();
-            let copied = debug.matches(&format!("bulk buffer {lane}")).count();
-            if splice == "on" {
-                assert_eq!((spliced, copied), (2, 0), "splice on, {lane}");
-            } else {
+            let mut conf = NginxConf::new(true, Recipe::Defaults, &upstream);
+            conf.location = format!("docker_stream_splice {splice}; {}", conf.location);
+            conf.main = "error_log logs/debug.log debug;".into();
+            let nginx = Nginx::start(&conf);
+            for upgrade in [true, false] {
+                let mut conn = Conn::connect(&nginx.addr());
+                let r = raw::request(&mut conn, &post("/containers/x/attach", upgrade));
+                let payload = nds_tests::pseudo_random(24 << 20, 11);
+                let got = stream_echo(&mut conn, r.rest, &payload, 4, true);
+                assert_eq!(got.len(), payload.len() + 4, "{what}, upgrade {upgrade}");
                 assert!(
-                    spliced == 0 && copied >= 2,
-                    "splice off, {lane}: {spliced} {copied}"
+                    got[..payload.len()] == payload[..] && got.ends_with(b"bye\n"),
+                    "bytes differ ({what})"
                 );
             }
+            std::thread::sleep(Duration::from_millis(200));
+            let log = nginx.access_log();
+            for l in log.lines().filter(|l| l.contains("/attach")) {
+                let field = |name: &str| -> u64 {
+                    l.split(' ')
+                        .find_map(|f| f.strip_prefix(name))
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                };
+                assert!(
+                    field("ubr=") >= (24 << 20) + 4 && field("bs=") >= (24 << 20) + 4,
+                    "accounting ({what}): {l}"
+                );
+            }
+            // The client is on TCP; the daemon on TCP or a unix socket.
+            let down_spliced = splice == "on";
+            let up_spliced = splice == "on" || (splice == "auto" && !tcp);
+            for (lane, spliced) in [
+                ("daemon->client", down_spliced),
+                ("client->daemon", up_spliced),
+            ] {
+                let want = if spliced { (2, 0) } else { (0, 2) };
+                assert_eq!(
+                    lanes(&nginx, lane),
+                    want,
+                    "{what}, {lane}: (spliced, copied)"
+                );
+            }
+            nginx.assert_healthy();
+        }
+    }
+}
+
+/// A tunnel that goes quiet gives its bulk buffers and pipes back after a second (so a
+/// long idle shell holds no 256 KiB buffers or pipe descriptors), and picks bulk traffic
+/// up again byte-exact afterwards.
+#[test]
+fn quiet_tunnel_gives_bulk_buffers_and_pipes_back() {
+    let fake = echo_daemon(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n"),
+        false,
+    );
+    for (tcp, upstream) in [(false, fake.upstream()), (true, fake.tcp_upstream())] {
+        let mut conf = NginxConf::new(true, Recipe::Defaults, &upstream);
+        conf.location = format!("docker_stream_splice on; {}", conf.location);
+        conf.main = "error_log logs/debug.log debug;".into();
+        let nginx = Nginx::start(&conf);
+        let worker = nginx.worker_pids()[0];
+        let pipes = || {
+            std::fs::read_dir(format!("/proc/{worker}/fd"))
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|l| l.to_string_lossy().starts_with("pipe:"))
+                .count()
+        };
+        let idle_pipes = pipes();
+        let mut conn = Conn::connect(&nginx.addr());
+        let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+        let first = nds_tests::pseudo_random(8 << 20, 21);
+        let got = stream_echo(&mut conn, r.rest, &first, 0, false);
+        assert!(got == first, "first burst differs (daemon on TCP: {tcp})");
+        let busy_pipes = pipes();
+        std::thread::sleep(Duration::from_millis(1600));
+        let quiet_pipes = pipes();
+        let second = nds_tests::pseudo_random(8 << 20, 22);
+        let got = stream_echo(&mut conn, Vec::new(), &second, 4, true);
+        assert_eq!(
+            got.len(),
+            second.len() + 4,
+            "second burst (daemon on TCP: {tcp})"
+        );
+        assert!(
+            got[..second.len()] == second[..] && got.ends_with(b"bye\n"),
+            "second burst differs (daemon on TCP: {tcp})"
+        );
+        // `on`: both directions spliced.
+        let lanes_per_burst = 2;
+        assert_eq!(
+            busy_pipes,
+            idle_pipes + 2 * lanes_per_burst,
+            "pipes while streaming (daemon on TCP: {tcp})"
+        );
+        assert_eq!(
+            quiet_pipes, idle_pipes,
+            "pipes after a quiet second (daemon on TCP: {tcp})"
+        );
+        // Each burst started its lanes or grew its buffers anew.
+        for lane in ["daemon->client", "client->daemon"] {
+            let (spliced, copied) = lanes(&nginx, lane);
+            assert_eq!(
+                spliced + copied,
+                2,
+                "daemon on TCP: {tcp}, {lane}: {spliced} {copied}"
+            );
         }
         nginx.assert_healthy();
     }
