@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -70,42 +70,11 @@ fn main() {
     let bytes: u64 = if quick { 256 << 20 } else { 1 << 30 };
     let rounds = if quick { 3 } else { 5 };
 
-    let peers = Peers::start(&sock, tcp_port);
+    let peers = Peers::start(&Target::Unix(sock.clone()));
     if want("throughput") {
-        report.line(format!(
-            "Synthetic tunnel throughput, {} MiB per round, {rounds} rounds, median (min-max) MB/s",
-            bytes >> 20
-        ));
-        report.table_head(&[
-            "path", "download", "vs unix", "vs TCP", "upload", "vs unix", "vs TCP",
-        ]);
-        // Rounds are interleaved across paths, so that drift in the machine's load spreads
-        // over all of them instead of favouring whichever ran first.
-        let targets = peers.targets();
-        let mut down: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-        let mut up: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-        for _ in 0..rounds {
-            for (i, (_, target)) in targets.iter().enumerate() {
-                down[i].push(throughput(target, Dir::Down, bytes));
-                up[i].push(throughput(target, Dir::Up, bytes));
-            }
-        }
-        let down: Vec<Stat> = down.into_iter().map(Stat::of).collect();
-        let up: Vec<Stat> = up.into_iter().map(Stat::of).collect();
-        // Baselines: the Docker socket itself (a unix socket), and a direct TCP
-        // connection, the most a proxy listening on TCP could pass on.
-        let (bd, bu) = (down[0].median, up[0].median);
-        let (td, tu) = (down[1].median, up[1].median);
-        for (i, (name, _)) in targets.iter().enumerate() {
-            report.row(&[
-                name.to_string(),
-                down[i].show(),
-                format!("{:.2}", down[i].median / bd),
-                format!("{:.2}", down[i].median / td),
-                up[i].show(),
-                format!("{:.2}", up[i].median / bu),
-                format!("{:.2}", up[i].median / tu),
-            ]);
+        let tcp_peers = Peers::start(&Target::Tcp(tcp_port));
+        for (peers, at) in [(&peers, "a unix socket"), (&tcp_peers, "TCP")] {
+            throughput_table(&mut report, peers, at, bytes, rounds);
         }
     }
     if want("latency") {
@@ -298,9 +267,20 @@ enum Target {
     Tcp(u16),
 }
 
+impl Target {
+    /// As nginx's `proxy_pass http://...` names it.
+    fn nginx_upstream(&self) -> String {
+        match self {
+            Target::Unix(p) => format!("unix:{}", p.display()),
+            Target::Tcp(port) => format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// The proxies in front of one synthetic daemon (on a unix socket or on TCP).
 struct Peers {
-    sock: PathBuf,
-    tcp_port: u16,
+    daemon: Target,
+    listen_dir: tempfile::TempDir,
     module: Nginx,
     module_copy: Nginx,
     stock: Nginx,
@@ -309,43 +289,54 @@ struct Peers {
 }
 
 impl Peers {
-    fn start(sock: &Path, tcp_port: u16) -> Peers {
-        let upstream = format!("unix:{}", sock.display());
+    fn start(daemon: &Target) -> Peers {
+        let upstream = daemon.nginx_upstream();
         let tune = |mut c: NginxConf| {
             c.http = "proxy_read_timeout 1h; access_log off;".into();
             c.main = "worker_rlimit_nofile 20000;".into();
             c.worker_connections = 19900;
             c
         };
-        let module = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
+        let mut module = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
+        // The same nginx also listens on a unix socket: a local proxy for docker.sock.
+        let listen_dir = tempfile::tempdir().unwrap();
+        let listen_sock = listen_dir.path().join("nds.sock");
+        module.server = format!("listen unix:{};", listen_sock.display());
         let mut module_copy = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
         module_copy.location = format!("docker_stream_splice off; {}", module_copy.location);
         let stock = tune(NginxConf::new(false, Recipe::WebSocket, &upstream));
         Peers {
-            sock: sock.to_path_buf(),
-            tcp_port,
+            daemon: daemon.clone(),
+            listen_dir,
             module: Nginx::start(&module),
             module_copy: Nginx::start(&module_copy),
             stock: Nginx::start(&stock),
-            haproxy: start_haproxy(sock),
-            socat: start_socat(sock),
+            haproxy: start_haproxy(daemon),
+            socat: start_socat(daemon),
         }
     }
 
+    /// The paths to the daemon, the direct connection first.
     fn targets(&self) -> Vec<(&'static str, Target)> {
-        let mut v = vec![
-            ("direct (unix socket)", Target::Unix(self.sock.clone())),
-            ("direct (TCP)", Target::Tcp(self.tcp_port)),
-            ("nginx + module", Target::Tcp(self.module.port)),
-            (
-                "nginx + module, splice off",
-                Target::Tcp(self.module_copy.port),
-            ),
-            (
-                "stock nginx (WebSocket recipe)",
-                Target::Tcp(self.stock.port),
-            ),
-        ];
+        let mut v = match &self.daemon {
+            Target::Unix(_) => vec![("direct (unix socket)", self.daemon.clone())],
+            Target::Tcp(_) => vec![("direct (TCP)", self.daemon.clone())],
+        };
+        v.push(("nginx + module", Target::Tcp(self.module.port)));
+        if let Target::Unix(_) = self.daemon {
+            v.push((
+                "nginx + module, listening on a unix socket",
+                Target::Unix(self.listen_dir.path().join("nds.sock")),
+            ));
+        }
+        v.push((
+            "nginx + module, splice off",
+            Target::Tcp(self.module_copy.port),
+        ));
+        v.push((
+            "stock nginx (WebSocket recipe)",
+            Target::Tcp(self.stock.port),
+        ));
         if let Some((_, port, _)) = &self.haproxy {
             v.push(("HAProxy (docker-socket-proxy style)", Target::Tcp(*port)));
         }
@@ -369,16 +360,19 @@ impl Drop for Peers {
     }
 }
 
-fn start_haproxy(sock: &Path) -> Option<(Child, u16, tempfile::TempDir)> {
+fn start_haproxy(daemon: &Target) -> Option<(Child, u16, tempfile::TempDir)> {
     which("haproxy")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let server = match daemon {
+        Target::Unix(p) => format!("unix@{}", p.display()),
+        Target::Tcp(port) => format!("127.0.0.1:{port}"),
+    };
     // As Tecnativa's docker-socket-proxy: HTTP mode, tunnel timeout for hijacks.
     let cfg = format!(
         "global\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 10s\n  timeout client 1h\n  \
          timeout server 1h\n  timeout tunnel 1h\nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend b\n\
-         backend b\n  server s unix@{}\n",
-        sock.display()
+         backend b\n  server s {server}\n"
     );
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, cfg).unwrap();
@@ -393,12 +387,16 @@ fn start_haproxy(sock: &Path) -> Option<(Child, u16, tempfile::TempDir)> {
     Some((child, port, dir))
 }
 
-fn start_socat(sock: &Path) -> Option<(Child, u16)> {
+fn start_socat(daemon: &Target) -> Option<(Child, u16)> {
     which("socat")?;
     let port = free_port();
+    let to = match daemon {
+        Target::Unix(p) => format!("UNIX-CONNECT:{}", p.display()),
+        Target::Tcp(port) => format!("TCP:127.0.0.1:{port}"),
+    };
     let child = Command::new("socat")
         .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-        .arg(format!("UNIX-CONNECT:{}", sock.display()))
+        .arg(to)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -481,6 +479,38 @@ fn open(t: &Target, path: &str) -> (Stream, Vec<u8>) {
 enum Dir {
     Down,
     Up,
+}
+
+/// One table: every path to a daemon streaming from memory, both directions, rounds
+/// interleaved across paths so that drift in the machine's load spreads over all of them.
+fn throughput_table(report: &mut Report, peers: &Peers, at: &str, bytes: u64, rounds: usize) {
+    report.line(format!(
+        "Synthetic tunnel throughput, daemon on {at}: {} MiB per round, {rounds} rounds, median (min-max) MB/s",
+        bytes >> 20
+    ));
+    report.table_head(&["path", "download", "ratio", "upload", "ratio"]);
+    let targets = peers.targets();
+    let mut down: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut up: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    for _ in 0..rounds {
+        for (i, (_, target)) in targets.iter().enumerate() {
+            down[i].push(throughput(target, Dir::Down, bytes));
+            up[i].push(throughput(target, Dir::Up, bytes));
+        }
+    }
+    let down: Vec<Stat> = down.into_iter().map(Stat::of).collect();
+    let up: Vec<Stat> = up.into_iter().map(Stat::of).collect();
+    // The baseline: the direct connection to the same daemon.
+    let (bd, bu) = (down[0].median, up[0].median);
+    for (i, (name, _)) in targets.iter().enumerate() {
+        report.row(&[
+            name.to_string(),
+            down[i].show(),
+            format!("{:.2}", down[i].median / bd),
+            up[i].show(),
+            format!("{:.2}", up[i].median / bu),
+        ]);
+    }
 }
 
 /// MB/s of one transfer of `bytes`.
@@ -788,7 +818,19 @@ fn real_docker(report: &mut Report, quick: bool) {
         "3600",
     ]);
     let _rm = nds_tests::cli::Containers(vec![id.clone()]);
-    let nginx = Nginx::start(&NginxConf::docker(true, Recipe::Defaults));
+    let mut conf = NginxConf::docker(true, Recipe::Defaults);
+    let listen_dir = tempfile::tempdir().unwrap();
+    let listen_sock = listen_dir.path().join("nds.sock");
+    conf.server = format!("listen unix:{};", listen_sock.display());
+    let nginx = Nginx::start(&conf);
+    let paths = [
+        ("direct socket", direct.clone()),
+        ("nginx + module", nginx.host()),
+        (
+            "nginx + module, listening on a unix socket",
+            format!("unix://{}", listen_sock.display()),
+        ),
+    ];
     let count = (mib * 16).to_string();
     let run = |host: &str, down: bool| -> f64 {
         let start = Instant::now();
@@ -812,9 +854,9 @@ fn real_docker(report: &mut Report, quick: bool) {
         (mib << 20) as f64 / start.elapsed().as_secs_f64() / 1e6
     };
     let rounds = 3;
-    let mut v: Vec<[Vec<f64>; 2]> = vec![Default::default(), Default::default()];
+    let mut v: Vec<[Vec<f64>; 2]> = vec![Default::default(); paths.len()];
     for _ in 0..rounds {
-        for (i, host) in [direct.as_str(), nginx.host().as_str()].iter().enumerate() {
+        for (i, (_, host)) in paths.iter().enumerate() {
             v[i][0].push(run(host, true));
             v[i][1].push(run(host, false));
         }
@@ -827,7 +869,7 @@ fn real_docker(report: &mut Report, quick: bool) {
         "Real dockerd: docker exec, {mib} MiB of output and of input, {rounds} rounds, MB/s"
     ));
     report.table_head(&["path", "exec output", "ratio", "exec input", "ratio"]);
-    for (i, name) in ["direct socket", "nginx + module"].iter().enumerate() {
+    for (i, (name, _)) in paths.iter().enumerate() {
         report.row(&[
             name.to_string(),
             stats[i].0.show(),
