@@ -78,22 +78,16 @@ fn main() {
         }
     }
     if want("latency") {
-        report.line("Interactive latency: 1-byte round trips through an echo tunnel (µs)".into());
-        report.table_head(&["path", "p50", "p99", "p99 added over direct"]);
-        let n = if quick { 2000 } else { 10000 };
-        let mut base_p99 = 0.0;
-        for (name, target) in peers.targets() {
-            let (p50, p99) = latency(&target, n);
-            if name == "direct (unix socket)" {
-                base_p99 = p99;
-            }
-            report.row(&[
-                name.to_string(),
-                format!("{p50:.1}"),
-                format!("{p99:.1}"),
-                format!("{:.1}", p99 - base_p99),
-            ]);
+        let mut pids: Vec<u32> = vec![daemon.id()];
+        for n in [&peers.module, &peers.module_copy, &peers.stock] {
+            pids.extend(n.worker_pids().into_iter().map(|p| p as u32));
         }
+        pids.extend(peers.haproxy.as_ref().map(|(c, _, _)| c.id()));
+        pids.extend(peers.socat.as_ref().map(|(c, _)| c.id()));
+        latency_table(&mut report, &peers, tcp_port, quick, None);
+        // The same with every process on one CPU: the proxies' own cost, without the
+        // cross-CPU wake-ups (an IPI to a halted vCPU here) that dominate the above.
+        latency_table(&mut report, &peers, tcp_port, quick, Some(&pids));
     }
     if want("idle") {
         let wanted = if quick { 2000 } else { 10000 };
@@ -540,6 +534,92 @@ fn throughput(t: &Target, dir: Dir, bytes: u64) -> f64 {
         }
     }
     bytes as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Sets the CPU affinity of every thread of `pids` and of the calling thread; `None`:
+/// all CPUs again.
+fn pin(pids: &[u32], cpu: Option<usize>) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for c in 0..all {
+        if cpu.is_none_or(|one| one == c) {
+            // SAFETY: c < the number of CPUs, within the set's size.
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+    }
+    let size = core::mem::size_of::<libc::cpu_set_t>();
+    let mut tids = vec![0];
+    for pid in pids {
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            tids.extend(dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()));
+        }
+    }
+    for tid in tids {
+        // SAFETY: a plain syscall on a valid set; a vanished thread only fails.
+        unsafe { libc::sched_setaffinity(tid, size, &set) };
+    }
+}
+
+/// The latency table: rounds of round trips per path, interleaved; with `pinned`, every
+/// process involved (and this thread) on CPU 0.
+fn latency_table(
+    report: &mut Report,
+    peers: &Peers,
+    tcp_port: u16,
+    quick: bool,
+    pinned: Option<&[u32]>,
+) {
+    let rounds = if quick { 3 } else { 7 };
+    let n = if quick { 1000 } else { 2000 };
+    report.line(format!(
+        "Interactive latency{}: 1-byte round trips through an echo tunnel, {rounds} rounds \
+         of {n} per path, interleaved; median of the rounds (µs)",
+        if pinned.is_some() {
+            ", every process on one CPU"
+        } else {
+            ""
+        }
+    ));
+    report.table_head(&[
+        "path",
+        "p50",
+        "p99 (min-max of rounds)",
+        "p99 added over direct unix",
+        "over direct TCP",
+    ]);
+    let mut targets = peers.targets();
+    targets.insert(1, ("direct (TCP)", Target::Tcp(tcp_port)));
+    // One p99 is a few dozen samples: on 2 shared cores a single preemption moves it, so
+    // each path gets several short rounds spread over the whole table.
+    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    if let Some(pids) = pinned {
+        pin(pids, Some(0));
+    }
+    for _ in 0..rounds {
+        for (i, (_, target)) in targets.iter().enumerate() {
+            let (p50, p99) = latency(target, n);
+            p50s[i].push(p50);
+            p99s[i].push(p99);
+        }
+    }
+    if let Some(pids) = pinned {
+        pin(pids, None);
+    }
+    let p50s: Vec<Stat> = p50s.into_iter().map(Stat::of).collect();
+    let p99s: Vec<Stat> = p99s.into_iter().map(Stat::of).collect();
+    let (unix, tcp) = (p99s[0].median, p99s[1].median);
+    for (i, (name, _)) in targets.iter().enumerate() {
+        let p99 = &p99s[i];
+        report.row(&[
+            name.to_string(),
+            format!("{:.1}", p50s[i].median),
+            format!("{:.1} ({:.1}-{:.1})", p99.median, p99.min, p99.max),
+            format!("{:.1}", p99.median - unix),
+            format!("{:.1}", p99.median - tcp),
+        ]);
+    }
 }
 
 /// (p50, p99) in µs of 1-byte round trips.
