@@ -123,16 +123,20 @@ impl Nginx {
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
 
         let bin = conf.nginx_bin.clone().unwrap_or_else(crate::nginx_bin);
-        let child = Command::new(bin)
-            .arg("-p")
+        let mut cmd = Command::new(bin);
+        cmd.arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(dir.path().join("nginx.conf"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nginx");
+            .stderr(Stdio::piped());
+        // scripts/test-asan --debian: an ASan runtime preloaded into an nginx that was
+        // not built with ASan, for a module that was (not into the tests or the CLIs).
+        if let Some(preload) = std::env::var_os("NDS_NGINX_PRELOAD") {
+            cmd.env("LD_PRELOAD", preload);
+        }
+        let child = cmd.spawn().expect("start nginx");
         let mut n = Nginx {
             child: Some(child),
             daemon: conf.daemon,
