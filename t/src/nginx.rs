@@ -115,6 +115,21 @@ fn log_format(module: bool) -> String {
 
 impl Nginx {
     pub fn start(conf: &NginxConf) -> Nginx {
+        // free_port() releases the port it found, so a test running in parallel may take
+        // it first: nginx then fails to bind, and a readiness check by connecting would
+        // reach the other test's nginx. Such a start is retried on other ports.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(conf) {
+                Ok(n) => return n,
+                Err(log) if log.contains("Address already in use") => last = log,
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("nginx found no free port in 5 attempts:\n{last}");
+    }
+
+    fn try_start(conf: &NginxConf) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = crate::free_port();
         let auth_port = crate::free_port();
@@ -144,26 +159,33 @@ impl Nginx {
             port,
             auth_port,
         };
-        n.wait_ready();
-        n
+        n.wait_ready()?;
+        Ok(n)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until this nginx has bound its ports (it writes its pid file after that)
+    /// and accepts connections; `Err` with the error log and config if it exited.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let pid_file = self.dir.path().join("logs/nginx.pid");
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
             if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                if self.daemon && s.success() {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
+                if !(self.daemon && s.success()) {
+                    let err = format!(
+                        "nginx exited at start ({s}):\n{}\nconfig:\n{}",
+                        self.error_log(),
+                        std::fs::read_to_string(self.dir.path().join("nginx.conf")).unwrap()
+                    );
+                    // Nothing to stop: keep Drop from signalling a stale pid.
+                    self.child = None;
+                    self.daemon = false;
+                    return Err(err);
                 }
-                panic!(
-                    "nginx exited at start ({s}):\n{}\nconfig:\n{}",
-                    self.error_log(),
-                    std::fs::read_to_string(self.dir.path().join("nginx.conf")).unwrap()
-                );
+            }
+            let bound = std::fs::read_to_string(&pid_file)
+                .is_ok_and(|p| p.trim().parse::<i32>().is_ok());
+            if bound && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
