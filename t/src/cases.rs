@@ -336,13 +336,15 @@ fn cp_both_ways(x: &Ctx) -> Out {
 fn build_legacy(x: &Ctx) -> Out {
     let (cli, host, t) = (x.cli, x.host, x.timeout);
     let dir = tempfile::tempdir().unwrap();
+    let tag = unique("nds-build").to_lowercase();
+    // The label keeps concurrent builds (the matrix runs in parallel) from sharing cached
+    // layers, whose concurrent commits dockerd does not always survive.
     std::fs::write(
         dir.path().join("Dockerfile"),
-        format!("FROM {}\nCOPY data.txt /data.txt\nRUN tr a-z A-Z < /data.txt > /up.txt\nCMD [\"cat\", \"/up.txt\"]\n", img()),
+        format!("FROM {}\nLABEL nds.build={tag}\nCOPY data.txt /data.txt\nRUN tr a-z A-Z < /data.txt > /up.txt\nCMD [\"cat\", \"/up.txt\"]\n", img()),
     )
     .unwrap();
     std::fs::write(dir.path().join("data.txt"), "built through the proxy\n").unwrap();
-    let tag = unique("nds-build").to_lowercase();
     let b = docker_env(
         cli,
         host,

@@ -67,10 +67,14 @@ impl Out {
 
     /// A one-line summary for tables and assertion messages.
     pub fn brief(&self) -> String {
+        // The start and the end: errors come last.
         let cut = |s: &str| {
             let s = s.replace('\n', "\\n").replace('\r', "\\r");
-            if s.len() > 120 {
-                format!("{}...", &s[..120])
+            let chars: Vec<char> = s.chars().collect();
+            if chars.len() > 400 {
+                let head: String = chars[..100].iter().collect();
+                let tail: String = chars[chars.len() - 300..].iter().collect();
+                format!("{head}...{tail}")
             } else {
                 s
             }
