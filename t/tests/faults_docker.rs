@@ -659,7 +659,6 @@ fn assert_intact<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>, log: &str)
     n
 }
 
-/// Sessions hit by the fault: each ended within `HIT_LIMIT` of it.
 /// Sessions hit by the fault: each ended within `HIT_LIMIT` of it, what came back is the
 /// start of what was sent, and a raw client saw a clean EOF. Returns the latest end.
 fn assert_ended<'a>(
@@ -1038,6 +1037,61 @@ fn assert_workers_alive(nginx: &Nginx, before: &[i32]) {
         "a worker died\n{}",
         nginx.error_log()
     );
+    nginx.assert_healthy();
+}
+
+/// `nginx -s reload` (SIGHUP), then a binary upgrade (USR2, then QUIT to the old master)
+/// while 100 real sessions stream: every one finishes byte-exact on the old workers, new
+/// sessions work at once on the new ones, one log line per tunnel.
+#[test]
+fn reload_and_binary_upgrade_mid_stream() {
+    let _serial = serial();
+    let mut conf = NginxConf::docker(true, Recipe::Defaults);
+    // nginx refuses USR2 while the process that started it is its parent.
+    conf.daemon = true;
+    let nginx = Nginx::start(&conf);
+    let mut guard = Containers(vec![]);
+    let ids = cat_containers(CONTAINERS, false, direct);
+    guard.0.extend(ids.iter().cloned());
+    let specs = specs(&ids, |_| nginx.addr());
+    let old = nginx.master_pid();
+    let signal = |sig| {
+        // SAFETY: a signal to the nginx master this test started.
+        assert_eq!(unsafe { libc::kill(old, sig) }, 0);
+    };
+    let mut fresh = Duration::ZERO;
+    let (outcomes, _) = run(specs, |_| {
+        let at = Instant::now();
+        signal(libc::SIGHUP);
+        thread::sleep(Duration::from_millis(300));
+        signal(libc::SIGUSR2);
+        let t0 = Instant::now();
+        while nginx.master_pid() == old {
+            assert!(
+                t0.elapsed() < HIT_LIMIT,
+                "no new master:\n{}",
+                nginx.error_log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_millis(300));
+        // The old master shuts down gracefully: its workers finish their tunnels.
+        signal(libc::SIGQUIT);
+        fresh = fresh_sessions(&nginx.addr(), &ids[0], 0);
+        at
+    });
+    let log = nginx.error_log();
+    assert!(log.contains("reconfiguring"), "{log}");
+    let n = assert_intact(&outcomes, &log);
+    wait_tunnels_logged(&nginx, outcomes.len() + 2);
+    println!(
+        "{n} sessions intact across a reload and a binary upgrade ({} KiB each way each); \
+         new sessions on the new master in {fresh:?}",
+        CHUNK * CHUNKS / 1024
+    );
+    assert_one_line_per_tunnel(&nginx, &outcomes, |_| {
+        "stream closed by the daemon after the client's end of input"
+    });
     nginx.assert_healthy();
 }
 
