@@ -4,15 +4,17 @@
 
 pub mod content_type;
 pub mod duration;
+pub mod splice_mode;
 
 /// Runs the check of the target named `target` (a fuzz target's name) on `data`.
 pub fn check(target: &str, data: &[u8]) {
     match target {
         "content_type" => content_type::check(data),
         "duration" => duration::check(data),
+        "splice_mode" => splice_mode::check(data),
         _ => panic!("unknown fuzz target {target:?}"),
     }
 }
 
 /// The fuzz targets, as named in Cargo.toml, fuzz/corpus/ and fuzz/artifacts/.
-pub const TARGETS: [&str; 2] = ["content_type", "duration"];
+pub const TARGETS: [&str; 3] = ["content_type", "duration", "splice_mode"];
