@@ -11,7 +11,10 @@ fn reference(value: &[u8]) -> Option<StreamType> {
     let lower = essence.to_ascii_lowercase();
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = lower.iter().position(|b| !is_ows(b)).unwrap_or(lower.len());
-    let end = lower.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    let end = lower
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
     match &lower[start..end.max(start)] {
         e if e == RAW.as_bytes() => Some(StreamType::Raw),
         e if e == MULTIPLEXED.as_bytes() => Some(StreamType::Multiplexed),
@@ -22,7 +25,12 @@ fn reference(value: &[u8]) -> Option<StreamType> {
 /// The fuzz target's body: panics when an invariant does not hold.
 pub fn check(data: &[u8]) {
     let got = stream_type(data);
-    assert_eq!(got, reference(data), "input {:?}", String::from_utf8_lossy(data));
+    assert_eq!(
+        got,
+        reference(data),
+        "input {:?}",
+        String::from_utf8_lossy(data)
+    );
 
     // Case does not matter, and neither do parameters after the first `;`.
     assert_eq!(stream_type(&data.to_ascii_uppercase()), got);
@@ -32,7 +40,10 @@ pub fn check(data: &[u8]) {
 
     // Whatever the input, each known type framed by the input's bytes as parameters and
     // whitespace is still recognised.
-    for (t, name) in [(StreamType::Raw, RAW), (StreamType::Multiplexed, MULTIPLEXED)] {
+    for (t, name) in [
+        (StreamType::Raw, RAW),
+        (StreamType::Multiplexed, MULTIPLEXED),
+    ] {
         let mut v = b" \t".to_vec();
         v.extend_from_slice(name.as_bytes());
         v.extend_from_slice(b"\t ;");

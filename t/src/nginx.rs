@@ -182,8 +182,8 @@ impl Nginx {
                     return Err(err);
                 }
             }
-            let bound = std::fs::read_to_string(&pid_file)
-                .is_ok_and(|p| p.trim().parse::<i32>().is_ok());
+            let bound =
+                std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim().parse::<i32>().is_ok());
             if bound && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
