@@ -8,7 +8,12 @@ use docker_stream_logic::duration::{parse_timeout, TimeError, MAX_MSEC};
 /// "1d2h3m4s5ms", zero parts left out ("0ms" for zero).
 fn canonical(mut ms: u64) -> String {
     let mut s = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms >= size {
             s.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -49,7 +54,8 @@ pub fn check(data: &[u8]) {
         Ok(Some(v)) => {
             assert!(v <= MAX_MSEC, "{s:?} -> {v}");
             assert!(
-                s.bytes().all(|b| b.is_ascii_digit() || b"yMwdhms".contains(&b)),
+                s.bytes()
+                    .all(|b| b.is_ascii_digit() || b"yMwdhms".contains(&b)),
                 "{s:?} accepted"
             );
             assert_eq!(parse_timeout(&format!("{v}ms")), Ok(Some(v)), "{s:?}");

@@ -16,7 +16,12 @@ fn reference(value: &[u8]) -> Option<SpliceMode> {
 /// The fuzz target's body: panics when an invariant does not hold.
 pub fn check(data: &[u8]) {
     let got = SpliceMode::parse(data);
-    assert_eq!(got, reference(data), "input {:?}", String::from_utf8_lossy(data));
+    assert_eq!(
+        got,
+        reference(data),
+        "input {:?}",
+        String::from_utf8_lossy(data)
+    );
     assert_eq!(SpliceMode::parse(&data.to_ascii_uppercase()), got);
     if let Some(mode) = got {
         assert!(!mode.splices_into(false) || mode.splices_into(true));

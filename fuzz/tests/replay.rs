@@ -19,7 +19,9 @@ fn replay_corpus_and_artifacts() {
             for f in files.into_iter().filter(|f| f.is_file()) {
                 let data = std::fs::read(&f).unwrap();
                 let name = f.display().to_string();
-                if std::panic::catch_unwind(|| docker_stream_logic_fuzz::check(target, &data)).is_err() {
+                if std::panic::catch_unwind(|| docker_stream_logic_fuzz::check(target, &data))
+                    .is_err()
+                {
                     panic!("{target}: {name} fails ({data:?})");
                 }
                 count += 1;
