@@ -148,19 +148,27 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 4] = [
     ngx_command_t::empty(),
 ];
 
+/// A directive handler's `LocConf` and its one value.
+///
+/// # Safety
+/// nginx calls a directive handler with its loc conf (created by create_loc_conf as a
+/// `LocConf`) and, for a TAKE1 directive, cf->args holding the directive and one value.
+unsafe fn conf_and_value<'a>(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+) -> (&'a mut LocConf, ngx_str_t) {
+    let args = (*(*cf).args).as_slice::<ngx_str_t>();
+    (&mut *conf.cast::<LocConf>(), args[1])
+}
+
 extern "C" fn set_timeout(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
     crate::guard::catch_conf(cf, || {
-        // SAFETY: nginx calls a directive handler with its loc conf (created by
-        // create_loc_conf as a LocConf) and cf->args holding the directive and one value.
-        let (conf, value) = unsafe {
-            let conf = &mut *conf.cast::<LocConf>();
-            let args = (*(*cf).args).as_slice::<ngx_str_t>();
-            (conf, args[1])
-        };
+        // SAFETY: called by nginx as a TAKE1 directive handler of this module.
+        let (conf, value) = unsafe { conf_and_value(cf, conf) };
         if conf.timeout != UNSET_MSEC {
             ngx_conf_log_error!(
                 NGX_LOG_EMERG,
@@ -201,12 +209,8 @@ extern "C" fn set_splice(
     conf: *mut c_void,
 ) -> *mut c_char {
     crate::guard::catch_conf(cf, || {
-        // SAFETY: as in set_timeout: our LocConf and one value in cf->args.
-        let (conf, value) = unsafe {
-            let conf = &mut *conf.cast::<LocConf>();
-            let args = (*(*cf).args).as_slice::<ngx_str_t>();
-            (conf, args[1])
-        };
+        // SAFETY: called by nginx as a TAKE1 directive handler of this module.
+        let (conf, value) = unsafe { conf_and_value(cf, conf) };
         if conf.splice.is_some() {
             ngx_conf_log_error!(
                 NGX_LOG_EMERG,
