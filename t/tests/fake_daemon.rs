@@ -46,6 +46,20 @@ fn echo_daemon(head: String, frames: bool) -> FakeDaemon {
     })
 }
 
+/// Answers a raw-stream 200 and echoes every byte until the client's EOF.
+fn raw_stream_echo(r: &mut BufReader<UnixStream>) {
+    let _ = write_all(
+        r,
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
+    );
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 || write_all(r, &buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
 fn post(path: &str, upgrade: bool) -> String {
     format!(
         "POST {path} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n{}\r\n",
@@ -433,16 +447,7 @@ fn auth_request_denies_before_the_daemon_and_subrequests_are_not_switched() {
     let seen2 = seen.clone();
     let fake = FakeDaemon::start(move |_h, mut r| {
         seen2.fetch_add(1, Ordering::SeqCst);
-        let _ = write_all(
-            &mut r,
-            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
-        );
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = r.read(&mut buf) {
-            if n == 0 || write_all(&mut r, &buf[..n]).is_err() {
-                break;
-            }
-        }
+        raw_stream_echo(&mut r);
     });
     // An auth service that itself answers with the raw-stream type: the subrequest must be
     // judged as an ordinary 2xx, never switched ("connection upgrade in subrequest").
@@ -742,16 +747,7 @@ fn pipelined_request_behind_a_hijack_is_stream_data() {
             "{}",
             h.request_line
         );
-        let _ = write_all(
-            &mut r,
-            format!("HTTP/1.1 200 OK\r\nContent-Type: {RAW}\r\n\r\n").as_bytes(),
-        );
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = r.read(&mut buf) {
-            if n == 0 || write_all(&mut r, &buf[..n]).is_err() {
-                break;
-            }
-        }
+        raw_stream_echo(&mut r);
     });
     let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
     conf.location = format!("auth_request /_auth_seen; {}", conf.location);
