@@ -27,8 +27,11 @@ build_deps() {
 }
 
 # Sets DOCKER_SOCK to a daemon that answers: $NDS_DOCKER_SOCK, else /var/run/docker.sock,
-# else a dockerd of our own (own data root, exec root and socket; no bridge, no iptables,
-# so it changes nothing on the host's network), stopped by stop_own_dockerd.
+# else a dockerd of our own (own data root, exec root and socket; a bridge of its own with
+# an address in 198.18.0.0/15, the range set aside for benchmarks, and no iptables rules,
+# so it changes nothing on the host's network: `--bridge none` would delete the docker0
+# bridge of a system daemon that is installed but not answering), stopped by
+# stop_own_dockerd.
 OWN_DOCKERD_PID=
 docker_answers() { docker -H "unix://$1" version >/dev/null 2>&1; }
 ensure_dockerd() {
@@ -46,9 +49,14 @@ ensure_dockerd() {
     mkdir -p "$base" "$ROOT/target/dockerd"
     DOCKER_SOCK=$base/docker.sock
     log "starting a dockerd of our own on $DOCKER_SOCK"
+    OWN_BRIDGE=nds-test0
+    ip link show "$OWN_BRIDGE" >/dev/null 2>&1 || {
+        ip link add "$OWN_BRIDGE" type bridge
+        ip addr add 198.19.250.1/24 dev "$OWN_BRIDGE"
+    }
     dockerd --data-root "$ROOT/target/dockerd/data" --exec-root "$base/exec" \
         --pidfile "$base/docker.pid" -H "unix://$DOCKER_SOCK" \
-        --bridge=none --iptables=false --ip6tables=false \
+        --bridge "$OWN_BRIDGE" --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
         >"$ROOT/target/dockerd/dockerd.log" 2>&1 &
     OWN_DOCKERD_PID=$!
     for _ in $(seq 1 120); do
@@ -64,10 +72,15 @@ stop_own_dockerd() {
     log "stopping our dockerd"
     kill "$OWN_DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 1 60); do
-        kill -0 "$OWN_DOCKERD_PID" 2>/dev/null || return 0
+        kill -0 "$OWN_DOCKERD_PID" 2>/dev/null || { remove_own_bridge; return 0; }
         sleep 0.5
     done
     kill -9 "$OWN_DOCKERD_PID" 2>/dev/null || true
+    remove_own_bridge
+}
+OWN_BRIDGE=
+remove_own_bridge() {
+    [ -n "$OWN_BRIDGE" ] && ip link del "$OWN_BRIDGE" 2>/dev/null || true
 }
 
 # A busybox image from Debian's busybox-static (no registry is needed).

@@ -17,6 +17,7 @@ use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_HTTP_MODULE
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
 mod conf;
+mod direction;
 mod filter;
 mod guard;
 mod splice;

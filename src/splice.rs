@@ -64,6 +64,12 @@ impl Lane {
         }
     }
 
+    /// Drops what the pipe holds (its destination failed) and closes it.
+    pub fn discard(&mut self) {
+        self.queued = 0;
+        self.close();
+    }
+
     fn close(&mut self) {
         for fd in &mut self.fds {
             if *fd >= 0 {

@@ -2,6 +2,8 @@
 //! socket, runs one command against `host`, and returns its result in a form that is the
 //! same on every correct path (container IDs and timestamps left out).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::cli::{direct, docker, docker_env, docker_until, Containers, Input, Out};
@@ -502,4 +504,123 @@ pub fn all() -> Vec<Case> {
             expect: "len=67108864 sha_ok=true",
         },
     ]
+}
+
+/// The direct socket's answer for (cli, case), computed once per test binary.
+pub fn baseline(cli: &Cli, case: &Case) -> Out {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), Out>>> = OnceLock::new();
+    let key = (cli.name.to_string(), case.name.to_string());
+    if let Some(o) = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .get(&key)
+    {
+        return o.clone();
+    }
+    let host = crate::direct_host();
+    let out = (case.run)(&Ctx {
+        cli,
+        host: &host,
+        timeout: Duration::from_secs(60),
+    });
+    assert!(
+        !out.timed_out,
+        "baseline {} / {} timed out",
+        cli.name, case.name
+    );
+    assert!(
+        out.stdout_str().contains(case.expect),
+        "baseline {} / {} on the direct socket: {}",
+        cli.name,
+        case.name,
+        out.brief()
+    );
+    CACHE
+        .get()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .insert(key, out.clone());
+    out
+}
+
+/// Runs every case with every CLI against `host` and compares each with the direct
+/// socket. Returns the table to print and the differing cases, described.
+pub fn compare_all(host: &str, label: &str) -> (String, Vec<String>) {
+    let mut table = format!("\n{label}\n");
+    let mut failures = Vec::new();
+    for cli in Cli::all() {
+        for case in all() {
+            let want = baseline(&cli, &case);
+            let got = (case.run)(&Ctx {
+                cli: &cli,
+                host,
+                timeout: Duration::from_secs(60),
+            });
+            let same = got == want;
+            table += &format!(
+                "  {:5} {:<30} {}\n",
+                cli.name,
+                case.name,
+                if same { "same as direct" } else { "DIFFERS" }
+            );
+            if !same {
+                failures.push(format!(
+                    "{} / {}:\n    direct: {}\n    proxied: {}",
+                    cli.name,
+                    case.name,
+                    want.brief(),
+                    got.brief()
+                ));
+            }
+        }
+    }
+    (table, failures)
+}
+
+/// The control: every case with `cli28` (which demands a 101) against `host`, side by
+/// side (stock nginx hangs some until the client gives up). Returns the names of the
+/// cases that differ from the direct socket, and the table to print.
+pub fn control(host: &str, label: &str) -> (Vec<&'static str>, String) {
+    let cli = Cli::all()
+        .into_iter()
+        .find(|c| c.name == "cli28")
+        .expect("docker CLI 28");
+    let cases: Vec<Case> = all();
+    let results: Vec<(bool, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|case| {
+                let cli = &cli;
+                s.spawn(move || {
+                    let want = baseline(cli, case);
+                    let got = (case.run)(&Ctx {
+                        cli,
+                        host,
+                        timeout: Duration::from_secs(15),
+                    });
+                    (got == want, got.brief())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut table = format!("\n{label}, cli28\n");
+    let mut differ = Vec::new();
+    for (case, (same, brief)) in cases.iter().zip(results) {
+        table += &format!(
+            "  {:<30} {}\n",
+            case.name,
+            if same {
+                "same as direct".to_string()
+            } else {
+                format!("DIFFERS: {brief}")
+            }
+        );
+        if !same {
+            differ.push(case.name);
+        }
+    }
+    (differ, table)
 }

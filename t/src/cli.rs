@@ -106,16 +106,30 @@ pub fn docker(cli: &Cli, host: &str, args: &[&str], input: Input, timeout: Durat
     docker_env(cli, host, args, input, timeout, &[])
 }
 
+/// A host that the CLI reaches with `--tlsverify` and the certificates in `cert_dir`
+/// (`ca.pem`, `cert.pem`, `key.pem`, as `DOCKER_CERT_PATH`): `tls://ADDR#DIR`, which
+/// [`command`] turns into `DOCKER_HOST=tcp://ADDR`, `DOCKER_TLS_VERIFY=1` and
+/// `DOCKER_CERT_PATH=DIR`. So every case runs unchanged over TLS.
+pub fn tls_host(addr: &str, cert_dir: &std::path::Path) -> String {
+    format!("tls://{addr}#{}", cert_dir.display())
+}
+
 /// A docker CLI command against `host`, with an empty configuration and none of the
 /// caller's `DOCKER_*` settings; for processes a test drives itself (signals, pacing).
 pub fn command(cli: &Cli, host: &str) -> Command {
     let mut cmd = Command::new(&cli.path);
-    cmd.env("DOCKER_HOST", host)
-        .env("DOCKER_CLI_HINTS", "false")
+    cmd.env("DOCKER_CLI_HINTS", "false")
         .env("DOCKER_CONFIG", config_dir())
         .env_remove("DOCKER_TLS_VERIFY")
         .env_remove("DOCKER_CERT_PATH")
         .env_remove("DOCKER_CONTEXT");
+    match host.strip_prefix("tls://").and_then(|t| t.split_once('#')) {
+        Some((addr, dir)) => cmd
+            .env("DOCKER_HOST", format!("tcp://{addr}"))
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", dir),
+        None => cmd.env("DOCKER_HOST", host),
+    };
     cmd
 }
 

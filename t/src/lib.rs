@@ -9,6 +9,7 @@
 pub mod allowlist;
 pub mod cases;
 pub mod cli;
+pub mod dockerd;
 pub mod fake;
 pub mod nginx;
 pub mod raw;
@@ -37,8 +38,30 @@ pub fn module_path() -> PathBuf {
     )
 }
 
+/// The socket of the daemon the tests compare with: the shared daemon, or the one a test
+/// binary chose with [`use_docker_sock`].
 pub fn docker_sock() -> PathBuf {
+    DOCKER_SOCK.get().cloned().unwrap_or_else(shared_sock)
+}
+
+/// The daemon `scripts/test` runs or found (`NDS_DOCKER_SOCK`).
+pub fn shared_sock() -> PathBuf {
     env_path("NDS_DOCKER_SOCK", PathBuf::from("/var/run/docker.sock"))
+}
+
+pub fn shared_host() -> String {
+    format!("unix://{}", shared_sock().display())
+}
+
+static DOCKER_SOCK: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes `sock` (a private daemon's) the direct socket of this test binary: the cases'
+/// setup and baselines go there. Once per process, before any case runs.
+pub fn use_docker_sock(sock: PathBuf) {
+    assert!(
+        DOCKER_SOCK.set(sock).is_ok(),
+        "the direct socket was chosen twice"
+    );
 }
 
 /// `DOCKER_HOST` for the direct socket: the baseline every case is compared with.

@@ -31,7 +31,12 @@ impl Recipe {
 
     /// Directives inside `location /`, proxying to `upstream` (e.g. `unix:/var/run/docker.sock`).
     pub fn location(self, upstream: &str) -> String {
-        let pass = format!("proxy_pass http://{upstream};");
+        self.location_url(&format!("http://{upstream}"))
+    }
+
+    /// The same, with the whole `proxy_pass` URL (e.g. `https://127.0.0.1:2376`).
+    pub fn location_url(self, url: &str) -> String {
+        let pass = format!("proxy_pass {url};");
         match self {
             Recipe::Defaults => pass,
             Recipe::BufferingOff => format!("proxy_buffering off; {pass}"),
@@ -56,6 +61,8 @@ pub struct NginxConf {
     pub location: String,
     /// Extra directives in `server {}` (e.g. more locations).
     pub server: String,
+    /// Extra parameters of the main server's `listen` (e.g. ` ssl`).
+    pub listen: String,
     /// Extra directives in `http {}`.
     pub http: String,
     /// Run as a daemon (needed for a binary upgrade: nginx refuses USR2 while the
@@ -75,6 +82,7 @@ impl NginxConf {
             module,
             location: recipe.location(upstream),
             server: String::new(),
+            listen: String::new(),
             http: String::new(),
             daemon: false,
             main: String::new(),
@@ -329,7 +337,7 @@ http {{
         }}
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen};
         location = /_auth {{
             internal;
             proxy_pass http://127.0.0.1:{auth_port};
@@ -350,6 +358,7 @@ http {{
         wc = conf.worker_connections,
         http = conf.http,
         server = conf.server,
+        listen = conf.listen,
         location = conf.location,
     )
     .unwrap();

@@ -10,15 +10,14 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nds_tests::cli::{self, direct, docker, Containers, Input};
+use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{image, pseudo_random, sha256_hex, unique, Cli, Nginx, NginxConf, Recipe};
 
 /// Containers per test; each carries `PER_CONTAINER` sessions, `CLI_PER_CONTAINER` of
@@ -810,192 +809,6 @@ fn cat_containers(n: usize, restart: bool, docker: impl Fn(&[&str]) -> String) -
         .collect()
 }
 
-/// A dockerd of the test's own (own data root, exec root and socket; no bridge, no
-/// iptables), so restarting it disturbs no other test. Stopped and removed on drop.
-struct PrivateDockerd {
-    dir: tempfile::TempDir,
-    exec_root: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateDockerd {
-    fn start() -> PrivateDockerd {
-        let dir = tempfile::Builder::new()
-            .prefix("nds-fd")
-            .tempdir_in("/tmp")
-            .unwrap();
-        // containerd's sockets live under the exec root: keep it short (108-byte limit).
-        let exec_root = PathBuf::from(format!("/run/{}", unique("nds-fd")));
-        let mut d = PrivateDockerd {
-            dir,
-            exec_root,
-            child: None,
-        };
-        d.launch();
-        d
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("docker.sock")
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock().display())
-    }
-
-    /// Starts dockerd with the same roots; returns once it answers.
-    fn launch(&mut self) -> Duration {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("dockerd.log"))
-            .unwrap();
-        let t0 = Instant::now();
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(self.dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(&self.exec_root)
-            .arg("--pidfile")
-            .arg(self.dir.path().join("docker.pid"))
-            .arg("-H")
-            .arg(self.host())
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        self.child = Some(child);
-        while !self.answers() {
-            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                panic!("dockerd exited ({s}):\n{}", self.log_tail());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "dockerd did not answer:\n{}",
-                self.log_tail()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        t0.elapsed()
-    }
-
-    /// `GET /_ping` answers `OK`.
-    fn answers(&self) -> bool {
-        let Ok(mut s) = UnixStream::connect(self.sock()) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
-            return false;
-        }
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")
-    }
-
-    /// SIGTERM and wait; the time it took, `None` if it did not exit within `limit`.
-    fn stop(&mut self, limit: Duration) -> Option<Duration> {
-        let child = self.child.as_mut()?;
-        let t0 = Instant::now();
-        // SAFETY: a signal to the dockerd this test started.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        while t0.elapsed() < limit {
-            if let Ok(Some(_)) = child.try_wait() {
-                self.child = None;
-                return Some(t0.elapsed());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// Runs the docker CLI against this daemon and expects success.
-    fn docker(&self, args: &[&str]) -> String {
-        let out = docker(
-            &Cli::setup(),
-            &self.host(),
-            args,
-            Input::None,
-            Duration::from_secs(60),
-        );
-        assert!(out.ok(), "`docker {}`: {}", args.join(" "), out.brief());
-        out.stdout_str().trim().to_string()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
-        let lines: Vec<_> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for PrivateDockerd {
-    fn drop(&mut self) {
-        if self.child.is_some() && self.answers() {
-            // Containers first, so that no shim outlives the daemon.
-            let ps = docker(
-                &Cli::setup(),
-                &self.host(),
-                &["ps", "-aq"],
-                Input::None,
-                Duration::from_secs(20),
-            );
-            let ids = ps.stdout_str();
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.split_whitespace());
-            if args.len() > 2 {
-                let _ = docker(
-                    &Cli::setup(),
-                    &self.host(),
-                    &args,
-                    Input::None,
-                    Duration::from_secs(30),
-                );
-            }
-        }
-        if self.stop(Duration::from_secs(20)).is_none() {
-            if let Some(mut c) = self.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        // Its containerd dies with it (parent-death signal); be sure anyway, if the pid
-        // file still names a containerd of our exec root.
-        let pid_file = self.exec_root.join("containerd/containerd.pid");
-        if let Some(pid) = std::fs::read_to_string(pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let root = self.exec_root.to_string_lossy();
-            if String::from_utf8_lossy(&cmdline).contains(root.as_ref()) {
-                // SAFETY: a signal to the containerd our dockerd started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        // Whatever is still mounted below our directories (after a hard kill).
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(1))
-            .filter(|p| {
-                Path::new(p).starts_with(&self.exec_root)
-                    || Path::new(p).starts_with(self.dir.path())
-            })
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let c = std::ffi::CString::new(p).unwrap();
-            // SAFETY: a NUL-terminated path; a lazy unmount of our own leftovers.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-        let _ = std::fs::remove_dir_all(&self.exec_root);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The tests
 
@@ -1244,22 +1057,7 @@ fn container_killed_mid_stream() {
 fn daemon_restarted_mid_stream() {
     let _serial = serial();
     let mut daemon = PrivateDockerd::start();
-    let saved = docker(
-        &Cli::setup(),
-        &nds_tests::direct_host(),
-        &["save", &image()],
-        Input::None,
-        Duration::from_secs(60),
-    );
-    assert!(saved.ok(), "docker save: {}", saved.brief());
-    let loaded = docker(
-        &Cli::setup(),
-        &daemon.host(),
-        &["load"],
-        Input::Bytes(saved.stdout),
-        Duration::from_secs(60),
-    );
-    assert!(loaded.ok(), "docker load: {}", loaded.brief());
+    daemon.load_test_image();
     let private = cat_containers(CONTAINERS / 2, true, |a| daemon.docker(a));
     let mut guard = Containers(vec![]);
     let shared = cat_containers(CONTAINERS / 2, false, direct);

@@ -1,51 +1,8 @@
 //! The core matrix: every case through nginx with the module, for each proxy recipe and
 //! each docker CLI, compared with the same command on the direct socket.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
-
-use nds_tests::cases::{self, Case, Ctx};
-use nds_tests::{direct_host, Cli, Nginx, NginxConf, Out, Recipe};
-
-/// The direct socket's answer for (cli, case), computed once per test binary.
-fn baseline(cli: &Cli, case: &Case) -> Out {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), Out>>> = OnceLock::new();
-    let key = (cli.name.to_string(), case.name.to_string());
-    if let Some(o) = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap()
-        .get(&key)
-    {
-        return o.clone();
-    }
-    let host = direct_host();
-    let out = (case.run)(&Ctx {
-        cli,
-        host: &host,
-        timeout: Duration::from_secs(60),
-    });
-    assert!(
-        !out.timed_out,
-        "baseline {} / {} timed out",
-        cli.name, case.name
-    );
-    assert!(
-        out.stdout_str().contains(case.expect),
-        "baseline {} / {} on the direct socket: {}",
-        cli.name,
-        case.name,
-        out.brief()
-    );
-    CACHE
-        .get()
-        .unwrap()
-        .lock()
-        .unwrap()
-        .insert(key, out.clone());
-    out
-}
+use nds_tests::cases;
+use nds_tests::{Nginx, NginxConf, Recipe};
 
 fn run_matrix(recipe: Recipe) {
     let mut conf = NginxConf::docker(true, recipe);
@@ -53,35 +10,8 @@ fn run_matrix(recipe: Recipe) {
     // (and than the daemon's slowest head under a loaded CI machine).
     conf.http = "proxy_read_timeout 6s;".into();
     let nginx = Nginx::start(&conf);
-    let host = nginx.host();
-    let mut table = format!("\nmatrix {recipe:?} (module loaded)\n");
-    let mut failures = Vec::new();
-    for cli in Cli::all() {
-        for case in cases::all() {
-            let want = baseline(&cli, &case);
-            let got = (case.run)(&Ctx {
-                cli: &cli,
-                host: &host,
-                timeout: Duration::from_secs(60),
-            });
-            let same = got == want;
-            table += &format!(
-                "  {:5} {:<30} {}\n",
-                cli.name,
-                case.name,
-                if same { "same as direct" } else { "DIFFERS" }
-            );
-            if !same {
-                failures.push(format!(
-                    "{} / {}:\n    direct: {}\n    proxied: {}",
-                    cli.name,
-                    case.name,
-                    want.brief(),
-                    got.brief()
-                ));
-            }
-        }
-    }
+    let label = format!("matrix {recipe:?} (module loaded)");
+    let (table, failures) = cases::compare_all(&nginx.host(), &label);
     println!("{table}");
     nginx.assert_healthy();
     assert!(
@@ -118,53 +48,15 @@ fn matrix_recommended() {
     run_matrix(Recipe::Recommended);
 }
 
-/// The control: the same cases through nginx without the module. Returns the names of
-/// the cases that differ from the direct socket, for `cli28` (which demands a 101).
+/// The control: the same cases through nginx without the module.
 fn control(recipe: Recipe) -> (Vec<&'static str>, String) {
     let mut conf = NginxConf::docker(false, recipe);
     conf.http = "proxy_read_timeout 6s;".into();
     let nginx = Nginx::start(&conf);
-    let host = nginx.host();
-    let cli = Cli::all()
-        .into_iter()
-        .find(|c| c.name == "cli28")
-        .expect("docker CLI 28");
-    let cases: Vec<Case> = cases::all();
-    // Stock nginx hangs some of these until the client gives up: run them side by side.
-    let results: Vec<(bool, String)> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases
-            .iter()
-            .map(|case| {
-                let (cli, host) = (&cli, &host);
-                s.spawn(move || {
-                    let want = baseline(cli, case);
-                    let got = (case.run)(&Ctx {
-                        cli,
-                        host,
-                        timeout: Duration::from_secs(15),
-                    });
-                    (got == want, got.brief())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut table = format!("\ncontrol {recipe:?} (stock nginx, no module), cli28\n");
-    let mut differ = Vec::new();
-    for (case, (same, brief)) in cases.iter().zip(results) {
-        table += &format!(
-            "  {:<30} {}\n",
-            case.name,
-            if same {
-                "same as direct".to_string()
-            } else {
-                format!("DIFFERS: {brief}")
-            }
-        );
-        if !same {
-            differ.push(case.name);
-        }
-    }
+    let (differ, table) = cases::control(
+        &nginx.host(),
+        &format!("control {recipe:?} (stock nginx, no module)"),
+    );
     println!("{table}");
     (differ, table)
 }
