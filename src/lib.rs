@@ -21,6 +21,7 @@ mod direction;
 mod filter;
 mod guard;
 mod splice;
+mod tls;
 mod tunnel;
 mod variables;
 

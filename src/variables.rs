@@ -1,14 +1,22 @@
 //! `$docker_stream`: "upgrade" when the module switched the response to a tunnel, "101"
 //! when the daemon answered 101 itself, empty otherwise.
+//!
+//! `$docker_client_sha256`: the SHA-256 fingerprint of the client's certificate (64
+//! lowercase hex digits, as `openssl x509 -noout -fingerprint -sha256` prints it without
+//! colons), only once nginx verified it; empty otherwise. nginx's own
+//! `$ssl_client_fingerprint` is SHA-1 and set for unverified certificates too
+//! (`ssl_verify_client optional_no_ca`), so it is no key to route tenants by.
+
+use core::ptr;
 
 use nginx_sys::{
     ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t,
-    ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
+    ngx_pnalloc, ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
 };
 use ngx::ngx_string;
 
-use crate::guard;
 use crate::tunnel::{self, Mode};
+use crate::{guard, tls};
 
 /// # Safety
 /// `cf` must be the configuration being parsed (preconfiguration).
@@ -19,7 +27,47 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     }
     (*v).get_handler = Some(get_docker_stream);
+
+    let mut name: ngx_str_t = ngx_string!("docker_client_sha256");
+    let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
+    if v.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    (*v).get_handler = Some(get_client_sha256);
     NGX_OK as ngx_int_t
+}
+
+unsafe fn set_value(v: *mut ngx_http_variable_value_t, data: *const u8, len: usize) {
+    (*v).set_len(len as u32);
+    (*v).set_valid(1);
+    (*v).set_no_cacheable(0);
+    (*v).set_not_found(0);
+    (*v).data = data.cast_mut();
+}
+
+unsafe extern "C" fn get_client_sha256(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard::catch_status(log, || {
+        // SAFETY: nginx passes a live request and a value slot to fill.
+        unsafe {
+            let Some(digest) = tls::verified_client_sha256((*r).connection) else {
+                set_value(v, ptr::null(), 0);
+                return NGX_OK as ngx_int_t;
+            };
+            let hex = ngx_pnalloc((*r).pool, digest.len() * 2).cast::<u8>();
+            if hex.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            let out = core::slice::from_raw_parts_mut(hex, digest.len() * 2);
+            docker_stream_logic::hex::encode_lower(&digest, out);
+            set_value(v, hex, out.len());
+        }
+        NGX_OK as ngx_int_t
+    })
 }
 
 unsafe extern "C" fn get_docker_stream(
@@ -36,11 +84,7 @@ unsafe extern "C" fn get_docker_stream(
                 Some(_) => b"101",
                 None => b"",
             };
-            (*v).set_len(text.len() as u32);
-            (*v).set_valid(1);
-            (*v).set_no_cacheable(0);
-            (*v).set_not_found(0);
-            (*v).data = text.as_ptr().cast_mut();
+            set_value(v, text.as_ptr(), text.len());
         }
         NGX_OK as ngx_int_t
     })

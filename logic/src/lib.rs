@@ -3,4 +3,5 @@
 
 pub mod content_type;
 pub mod duration;
+pub mod hex;
 pub mod splice_mode;

@@ -185,76 +185,92 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// `<name>-key.pem` and `<name>-cert.pem` in `d`, signed by `<ca>.pem`, with the
+/// extensions `ext` and serial `serial`.
+fn leaf(d: &Path, name: &str, ca: &str, ext: &str, serial: u32) {
+    let (key, csr, cert, extfile) = (
+        format!("{name}-key.pem"),
+        format!("{name}.csr"),
+        format!("{name}-cert.pem"),
+        format!("{name}.ext"),
+    );
+    std::fs::write(d.join(&extfile), ext).unwrap();
+    let subj = format!("/CN=nds test {name}");
+    let mut args = vec!["req"];
+    args.extend(EC_KEY);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+    openssl(d, &args);
+    let (ca_cert, ca_key, serial) = (
+        format!("{ca}.pem"),
+        format!("{ca}-key.pem"),
+        format!("{serial}"),
+    );
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_cert,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-out",
+            &cert,
+            "-extfile",
+            &extfile,
+        ],
+    );
+}
+
 impl Certs {
     pub fn generate() -> Certs {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
         for ca in ["ca", "ca2"] {
             let subj = format!("/CN=nds test {ca}");
             let (key, cert) = (format!("{ca}-key.pem"), format!("{ca}.pem"));
             let mut args = vec!["req", "-x509"];
-            args.extend(ec);
+            args.extend(EC_KEY);
             args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", &subj]);
             args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
             args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
             openssl(d, &args);
         }
-        let mut serial = 0x4e44_5300u32;
-        let mut leaf = |name: &str, ca: &str, ext: &str| {
-            serial += 1;
-            let (key, csr, cert, extfile) = (
-                format!("{name}-key.pem"),
-                format!("{name}.csr"),
-                format!("{name}-cert.pem"),
-                format!("{name}.ext"),
-            );
-            std::fs::write(d.join(&extfile), ext).unwrap();
-            let subj = format!("/CN=nds test {name}");
-            let mut args = vec!["req"];
-            args.extend(ec);
-            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-            openssl(d, &args);
-            let (ca_cert, ca_key, serial) = (
-                format!("{ca}.pem"),
-                format!("{ca}-key.pem"),
-                format!("{serial}"),
-            );
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    &ca_cert,
-                    "-CAkey",
-                    &ca_key,
-                    "-set_serial",
-                    &serial,
-                    "-days",
-                    "2",
-                    "-out",
-                    &cert,
-                    "-extfile",
-                    &extfile,
-                ],
-            );
-        };
         leaf(
+            d,
             "server",
             "ca",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            0x4e44_5301,
         );
-        leaf("client", "ca", "extendedKeyUsage=clientAuth\n");
-        leaf("client2", "ca2", "extendedKeyUsage=clientAuth\n");
+        leaf(
+            d,
+            "client",
+            "ca",
+            "extendedKeyUsage=clientAuth\n",
+            0x4e44_5302,
+        );
+        leaf(
+            d,
+            "client2",
+            "ca2",
+            "extendedKeyUsage=clientAuth\n",
+            0x4e44_5303,
+        );
 
         let copy = |from: &str, to: &str| {
             let to = d.join(to);
@@ -272,6 +288,69 @@ impl Certs {
         copy("client2-cert.pem", "other/cert.pem");
         copy("client2-key.pem", "other/key.pem");
         Certs { dir }
+    }
+
+    /// Another client certificate of the first CA, as a DOCKER_CERT_PATH directory
+    /// `<name>/` (`ca.pem`, `cert.pem`, `key.pem`); returns that directory.
+    pub fn add_client(&self, name: &str) -> PathBuf {
+        let d = self.dir.path();
+        // Distinct serials: a CRL revokes by serial.
+        static SERIAL: std::sync::atomic::AtomicU32 =
+            std::sync::atomic::AtomicU32::new(0x4e44_5400);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        leaf(d, name, "ca", "extendedKeyUsage=clientAuth\n", serial);
+        let dir = d.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(d.join("ca.pem"), dir.join("ca.pem")).unwrap();
+        std::fs::copy(d.join(format!("{name}-cert.pem")), dir.join("cert.pem")).unwrap();
+        std::fs::copy(d.join(format!("{name}-key.pem")), dir.join("key.pem")).unwrap();
+        dir
+    }
+
+    /// A CRL of the first CA revoking the client certificates `names` (made by
+    /// [`Certs::add_client`]); returns its path.
+    pub fn crl(&self, names: &[&str]) -> PathBuf {
+        let d = self.dir.path().join("crl");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("index.txt"), "").unwrap();
+        std::fs::write(d.join("crlnumber"), "01\n").unwrap();
+        std::fs::write(
+            d.join("ca.cnf"),
+            "[ ca ]\ndefault_ca = nds\n[ nds ]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+             default_md = sha256\ndefault_crl_days = 2\n",
+        )
+        .unwrap();
+        let ca = self.path_str("ca.pem");
+        let ca_key = self.path_str("ca-key.pem");
+        for name in names {
+            let cert = self.path_str(&format!("{name}-cert.pem"));
+            openssl(
+                &d,
+                &[
+                    "ca", "-config", "ca.cnf", "-cert", &ca, "-keyfile", &ca_key, "-revoke", &cert,
+                ],
+            );
+        }
+        openssl(
+            &d,
+            &[
+                "ca", "-config", "ca.cnf", "-cert", &ca, "-keyfile", &ca_key, "-gencrl", "-out",
+                "crl.pem",
+            ],
+        );
+        d.join("crl.pem")
+    }
+
+    /// The SHA-256 fingerprint of `<name>-cert.pem`, lowercase hex without colons.
+    pub fn sha256(&self, name: &str) -> String {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(self.path(&format!("{name}-cert.pem")))
+            .output()
+            .expect("openssl x509");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let hex = text.trim().split('=').nth(1).expect("fingerprint");
+        hex.replace(':', "").to_ascii_lowercase()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
