@@ -72,6 +72,7 @@ if [ -n "${UPSTREAM:-}" ] && [ -n "${SOCKET_PATH:-}" ]; then
     esac
 fi
 upstream=${UPSTREAM:-unix://${SOCKET_PATH:-$socket_default}}
+upstream_tls=0 upstream_host=
 worker_user=www-data
 worker_group=www-data
 case $upstream in
@@ -101,9 +102,16 @@ case $upstream in
         upstream_display="tcp://$hostport"
         ;;
     https://* | tcp+tls://*)
-        die "UPSTREAM=$upstream: TLS towards the daemon is not supported yet"
+        hostport=${upstream#*://}
+        hostport=${hostport%/}
+        [[ $hostport =~ ^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]] \
+            || die "UPSTREAM=$upstream: expected https://HOST:PORT"
+        upstream_host=${BASH_REMATCH[1]}
+        proxy_pass="https://$hostport/"
+        upstream_display="https://$hostport"
+        upstream_tls=1
         ;;
-    *) die "UPSTREAM=$upstream: expected unix:///path/to/docker.sock or tcp://HOST:PORT" ;;
+    *) die "UPSTREAM=$upstream: expected unix:///path/to/docker.sock, tcp://HOST:PORT or https://HOST:PORT" ;;
 esac
 
 # --- TLS ----------------------------------------------------------------------------
@@ -115,14 +123,14 @@ certdir=${TLS_CERTDIR:-/certs}
 if [ -n "${TLS_CERTDIR:-}" ] && [ ! -d "$certdir" ]; then
     die "TLS_CERTDIR=$certdir: no such directory (mount the certificates there)"
 fi
-# Sets the variable named $1 to the file given by variable $2, or $certdir/$3; empty
-# when that default file does not exist. A file named explicitly must exist.
+# Sets the variable named $1 to the file given by variable $2, or ${4:-$certdir}/$3;
+# empty when that default file does not exist. A file named explicitly must exist.
 tls_file() {
     local out=$1 var=$2 f=${!2:-}
     if [ -n "$f" ]; then
         [ -e "$f" ] || die "$var=$f: no such file (mount it into the container)"
     else
-        f=$certdir/$3
+        f=${4:-$certdir}/$3
         [ -e "$f" ] || f=
     fi
     [ -z "$f" ] || [[ $f =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "$var=$f: use an absolute path of letters, digits and ._/@+-"
@@ -140,9 +148,49 @@ fi
 if [ -z "$tls_cert" ] && [ -n "$tls_ca" ]; then
     die "CA certificate $tls_ca (to verify client certificates) but no server certificate: mount server-cert.pem and server-key.pem in $certdir, or set TLS_CERT and TLS_KEY"
 fi
+tls_file tls_crl TLS_CRL crl.pem
+if [ -n "$tls_crl" ] && [ -z "$tls_ca" ]; then
+    die "certificate revocation list $tls_crl but no CA for client certificates: mount ca.pem in $certdir or set TLS_CACERT"
+fi
 tls=0 verify=0
 [ -z "$tls_cert" ] || tls=1
 [ -z "$tls_ca" ] || verify=1
+
+# TLS towards the daemon (UPSTREAM=https://): the client side of Docker's guide, as
+# DOCKER_CERT_PATH has it (ca.pem, cert.pem, key.pem).
+upstream_certdir=${UPSTREAM_TLS_CERTDIR:-/upstream-certs}
+if [ -n "${UPSTREAM_TLS_CERTDIR:-}" ] && [ ! -d "$upstream_certdir" ]; then
+    die "UPSTREAM_TLS_CERTDIR=$upstream_certdir: no such directory (mount the daemon's client certificates there)"
+fi
+bool UPSTREAM_TLS_VERIFY 1
+upstream_tls_conf=
+if [ "$upstream_tls" = 1 ]; then
+    tls_file up_cert UPSTREAM_TLS_CERT cert.pem "$upstream_certdir"
+    tls_file up_key UPSTREAM_TLS_KEY key.pem "$upstream_certdir"
+    tls_file up_ca UPSTREAM_TLS_CACERT ca.pem "$upstream_certdir"
+    if [ -n "$up_cert" ] && [ -z "$up_key" ]; then
+        die "client certificate $up_cert for the daemon without its key: mount it at $upstream_certdir/key.pem or set UPSTREAM_TLS_KEY"
+    fi
+    if [ -z "$up_cert" ] && [ -n "$up_key" ]; then
+        die "client key $up_key for the daemon without its certificate: mount it at $upstream_certdir/cert.pem or set UPSTREAM_TLS_CERT"
+    fi
+    up_name=${UPSTREAM_TLS_NAME:-$upstream_host}
+    [[ $up_name =~ ^[A-Za-z0-9.-]+$ ]] || die "UPSTREAM_TLS_NAME=$up_name: expected a DNS name"
+    if [ "$UPSTREAM_TLS_VERIFY" = 1 ]; then
+        [ -n "$up_ca" ] || die "UPSTREAM=$upstream: no CA to verify the daemon's certificate: mount ca.pem in $upstream_certdir, set UPSTREAM_TLS_CACERT, or (not recommended) UPSTREAM_TLS_VERIFY=0"
+        if [[ $up_name =~ ^[0-9.]+$ ]]; then
+            die "UPSTREAM=$upstream: nginx verifies the daemon's certificate by DNS name, not by IP address; set UPSTREAM_TLS_NAME to a DNS name in its certificate (subjectAltName DNS:...)"
+        fi
+    fi
+    upstream_tls_conf=/etc/nginx/nds-upstream-tls.conf
+    export NDS_UP_CERT=$up_cert NDS_UP_KEY=$up_key NDS_UP_CA=$up_ca NDS_UP_NAME=$up_name
+    export NDS_UP_VERIFY=$([ "$UPSTREAM_TLS_VERIFY" = 1 ] && echo on || echo off)
+    {
+        envsubst '${NDS_UP_VERIFY} ${NDS_UP_NAME}' <"$share/upstream-tls.conf.template"
+        [ -z "$up_cert" ] || printf 'proxy_ssl_certificate %s;\nproxy_ssl_certificate_key %s;\n' "$up_cert" "$up_key"
+        [ -z "$up_ca" ] || printf 'proxy_ssl_trusted_certificate %s;\n' "$up_ca"
+    } >"$upstream_tls_conf"
+fi
 
 # --- authentication -------------------------------------------------------------------
 
@@ -231,7 +279,8 @@ if [ "$tls" = 1 ]; then
         # Client certificates signed by this CA only, as dockerd --tlsverify.
         ssl_client_certificate $tls_ca;
         ssl_verify_client on;
-        ssl_verify_depth 3;
+        ssl_verify_depth 3;${tls_crl:+
+        ssl_crl $tls_crl;}
         error_page 495 = @nds_tls_bad_cert;
         error_page 496 = @nds_tls_no_cert;
         location @nds_tls_bad_cert {
@@ -311,11 +360,12 @@ export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$worker
     NDS_ACCESS_LOG=$access_log NDS_LISTEN_DIRECTIVES=$listen_directives \
     NDS_PROXY_PASS=$proxy_pass NDS_UPSTREAM_DISPLAY=$upstream_display \
     NDS_TLS_DIRECTIVES=$tls_directives NDS_AUTH_LOCATION=$auth_location \
-    NDS_AUTH_SERVER=$auth_server
+    NDS_AUTH_SERVER=$auth_server \
+    NDS_UPSTREAM_TLS=${upstream_tls_conf:+include $upstream_tls_conf;}
 envsubst '${NDS_WORKER_USER} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
     ${NDS_SHUTDOWN_TIMEOUT} ${NDS_ACCESS_LOG} ${NDS_LISTEN_DIRECTIVES} ${NDS_PROXY_PASS}
     ${NDS_UPSTREAM_DISPLAY} ${NDS_TLS_DIRECTIVES} ${NDS_AUTH_LOCATION}
-    ${NDS_AUTH_SERVER}' <"$share/nginx.conf.template" >"$conf.tmp"
+    ${NDS_AUTH_SERVER} ${NDS_UPSTREAM_TLS}' <"$share/nginx.conf.template" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 
 # The allow-list as nginx maps. $uri is nginx's normalized path (percent-decoded, dot
@@ -371,7 +421,8 @@ deny='access denied by the Docker API proxy'
 } >"$allow_conf"
 
 security="TLS: off"
-[ "$tls" = 0 ] || security="TLS: $tls_cert$([ "$verify" = 0 ] && echo ', no client certificates' || echo ", client certificates from $tls_ca")"
+[ "$tls" = 0 ] || security="TLS: $tls_cert$([ "$verify" = 0 ] && echo ', no client certificates' || echo ", client certificates from $tls_ca")${tls_crl:+, CRL $tls_crl}"
+[ "$upstream_tls" = 0 ] || security+="; to the daemon: TLS, name $up_name verified: $UPSTREAM_TLS_VERIFY${up_cert:+, client certificate $up_cert}"
 [ "$auth" = 0 ] || security+="; auth_request: $auth_url"
 log "Docker API proxy: $listen_directives -> $upstream_display; $security; POST=$POST; granted:$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
 exec "$@"

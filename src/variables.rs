@@ -21,50 +21,49 @@ use crate::{guard, tls};
 /// # Safety
 /// `cf` must be the configuration being parsed (preconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let mut name: ngx_str_t = ngx_string!("docker_stream");
-    let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
-    if v.is_null() {
-        return NGX_ERROR as ngx_int_t;
+    let vars: [(ngx_str_t, GetHandler); 2] = [
+        (ngx_string!("docker_stream"), get_docker_stream),
+        (ngx_string!("docker_client_sha256"), get_client_sha256),
+    ];
+    for (mut name, handler) in vars {
+        let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
+        if v.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        (*v).get_handler = Some(handler);
     }
-    (*v).get_handler = Some(get_docker_stream);
-
-    let mut name: ngx_str_t = ngx_string!("docker_client_sha256");
-    let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
-    if v.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    (*v).get_handler = Some(get_client_sha256);
     NGX_OK as ngx_int_t
 }
 
-unsafe fn set_value(v: *mut ngx_http_variable_value_t, data: *const u8, len: usize) {
-    (*v).set_len(len as u32);
-    (*v).set_valid(1);
-    (*v).set_no_cacheable(0);
-    (*v).set_not_found(0);
-    (*v).data = data.cast_mut();
-}
+type GetHandler = unsafe extern "C" fn(
+    *mut ngx_http_request_t,
+    *mut ngx_http_variable_value_t,
+    usize,
+) -> ngx_int_t;
 
-unsafe extern "C" fn get_client_sha256(
+/// A variable's value: bytes that live as long as the request; `Err` if they could not
+/// be allocated.
+type Value = Result<(*const u8, usize), ()>;
+
+/// The body of every get handler: computes the value with panics contained and stores
+/// it in `v`.
+unsafe fn get(
     r: *mut ngx_http_request_t,
     v: *mut ngx_http_variable_value_t,
-    _data: usize,
+    value: impl FnOnce(*mut ngx_http_request_t) -> Value,
 ) -> ngx_int_t {
     let log = (*(*r).connection).log;
     guard::catch_status(log, || {
-        // SAFETY: nginx passes a live request and a value slot to fill.
+        let Ok((data, len)) = value(r) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        // SAFETY: nginx passes a value slot to fill.
         unsafe {
-            let Some(digest) = tls::verified_client_sha256((*r).connection) else {
-                set_value(v, ptr::null(), 0);
-                return NGX_OK as ngx_int_t;
-            };
-            let hex = ngx_pnalloc((*r).pool, digest.len() * 2).cast::<u8>();
-            if hex.is_null() {
-                return NGX_ERROR as ngx_int_t;
-            }
-            let out = core::slice::from_raw_parts_mut(hex, digest.len() * 2);
-            docker_stream_logic::hex::encode_lower(&digest, out);
-            set_value(v, hex, out.len());
+            (*v).set_len(len as u32);
+            (*v).set_valid(1);
+            (*v).set_no_cacheable(0);
+            (*v).set_not_found(0);
+            (*v).data = data.cast_mut();
         }
         NGX_OK as ngx_int_t
     })
@@ -75,17 +74,35 @@ unsafe extern "C" fn get_docker_stream(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    let log = (*(*r).connection).log;
-    guard::catch_status(log, || {
-        // SAFETY: nginx passes a live request and a value slot to fill.
+    get(r, v, |r| {
+        // SAFETY: nginx passes a live request.
+        let text: &'static [u8] = match unsafe { tunnel::get((*r).main) } {
+            Some(t) if t.mode == Mode::Switched => b"upgrade",
+            Some(_) => b"101",
+            None => b"",
+        };
+        Ok((text.as_ptr(), text.len()))
+    })
+}
+
+unsafe extern "C" fn get_client_sha256(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    get(r, v, |r| {
+        // SAFETY: nginx passes a live request; the hex digits live in its pool.
         unsafe {
-            let text: &'static [u8] = match tunnel::get((*r).main) {
-                Some(t) if t.mode == Mode::Switched => b"upgrade",
-                Some(_) => b"101",
-                None => b"",
+            let Some(digest) = tls::verified_client_sha256((*r).connection) else {
+                return Ok((ptr::null(), 0));
             };
-            set_value(v, text.as_ptr(), text.len());
+            let hex = ngx_pnalloc((*r).pool, digest.len() * 2).cast::<u8>();
+            if hex.is_null() {
+                return Err(());
+            }
+            let out = core::slice::from_raw_parts_mut(hex, digest.len() * 2);
+            docker_stream_logic::hex::encode_lower(&digest, out);
+            Ok((hex.cast_const(), out.len()))
         }
-        NGX_OK as ngx_int_t
     })
 }

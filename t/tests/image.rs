@@ -280,6 +280,46 @@ fn image_refuses_unsafe_or_contradictory_settings() {
             "disagree",
         ),
         (&[], false, "no Docker socket at /var/run/docker.sock"),
+        (
+            &["UPSTREAM=https://127.0.0.1:2376"],
+            true,
+            "no CA to verify the daemon's certificate",
+        ),
+        (
+            &[
+                "UPSTREAM=https://daemon:2376",
+                "UPSTREAM_TLS_CACERT=/nowhere.pem",
+            ],
+            true,
+            "UPSTREAM_TLS_CACERT=/nowhere.pem: no such file",
+        ),
+        (
+            &[
+                "UPSTREAM=https://127.0.0.1:2376",
+                "UPSTREAM_TLS_CACERT=/etc/ssl/certs/ca-certificates.crt",
+            ],
+            true,
+            "by DNS name, not by IP address; set UPSTREAM_TLS_NAME",
+        ),
+        (
+            &[
+                "UPSTREAM=https://daemon:2376",
+                "UPSTREAM_TLS_CACERT=/etc/ssl/certs/ca-certificates.crt",
+                "UPSTREAM_TLS_CERT=/etc/ssl/certs/ca-certificates.crt",
+            ],
+            true,
+            "without its key",
+        ),
+        (
+            &["UPSTREAM=https://daemon"],
+            true,
+            "expected https://HOST:PORT",
+        ),
+        (
+            &["TLS_CRL=/etc/ssl/certs/ca-certificates.crt"],
+            true,
+            "no CA for client certificates",
+        ),
     ];
     let mut failures = Vec::new();
     for (env, mount, want) in refused {
@@ -307,6 +347,7 @@ fn image_refuses_unsafe_or_contradictory_settings() {
             "LOG_LEVEL=warning",
             "ACCESS_LOG=0",
         ],
+        &["UPSTREAM=https://127.0.0.1:2376", "UPSTREAM_TLS_VERIFY=0"],
     ];
     for env in accepted {
         let out = check(env, true);
@@ -442,9 +483,89 @@ fn image_tcp_upstream() {
     );
 }
 
+/// UPSTREAM=https://HOST:PORT: a daemon reached over TLS with a client certificate
+/// (`dockerd --tlsverify`, a private one), its name verified; hijacked streams work with
+/// half-close (the client's end of input reaches the daemon as a TLS close_notify).
+#[test]
+fn image_tls_upstream() {
+    let certs = Certs::generate();
+    let port = free_port();
+    let server = |f: &str| certs.path(&format!("server/{f}"));
+    let daemon = PrivateDockerd::start_with(Some(DaemonTls {
+        port,
+        ca: server("ca.pem"),
+        cert: server("server-cert.pem"),
+        key: server("server-key.pem"),
+    }));
+    daemon.load_test_image();
+    let sleeper = daemon.docker(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    let upstream = format!("https://127.0.0.1:{port}");
+    let mount = format!("{}:/upstream-certs:ro", certs.path_str("good"));
+    let env = [
+        ("CONTAINERS", "1"),
+        ("EXEC", "1"),
+        ("POST", "1"),
+        ("UPSTREAM", upstream.as_str()),
+        ("UPSTREAM_TLS_NAME", "localhost"),
+    ];
+    let proxy = Proxy::start_with(&env, &["-v", &mount]);
+    for cli in Cli::all() {
+        let run = cli_run(
+            &cli,
+            &proxy.host(),
+            &[
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                &image(),
+                "tr",
+                "a-z",
+                "A-Z",
+            ],
+            Input::Bytes(b"over tls\n".to_vec()),
+        );
+        println!("  {:5} run -i via a TLS daemon: {}", cli.name, run.brief());
+        assert!(
+            run.ok() && run.stdout_str() == "OVER TLS\n",
+            "{}",
+            run.brief()
+        );
+        let exec = cli_run(
+            &cli,
+            &proxy.host(),
+            &["exec", "-i", &sleeper, "sh", "-c", "cat; echo after-eof"],
+            Input::Bytes(b"in\n".to_vec()),
+        );
+        assert!(
+            exec.ok() && exec.stdout_str() == "in\nafter-eof\n",
+            "{}",
+            exec.brief()
+        );
+    }
+    let logs = proxy.logs();
+    assert!(
+        logs.stderr.contains(&format!("-> https://127.0.0.1:{port}; TLS: off; to the daemon: TLS, name localhost verified: 1, client certificate /upstream-certs/cert.pem")),
+        "{}",
+        logs.brief()
+    );
+
+    // A daemon whose certificate does not name what UPSTREAM_TLS_NAME says: refused.
+    let env = [
+        ("UPSTREAM", upstream.as_str()),
+        ("UPSTREAM_TLS_NAME", "docker.example"),
+    ];
+    let wrong = Proxy::start_with(&env, &["-v", &mount]);
+    let (status, _, body) = raw(&wrong.addr(), "GET", "/_ping", "");
+    println!("  daemon certificate for another name: {status} {body:?}");
+    assert_eq!(status, 502, "{body}");
+}
+
 // --- TLS and auth_request -----------------------------------------------------------
 
 use common::{closed_url, docker_config, labelled, run_env, tls_get, AuthService, Certs};
+use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
 
 /// `docker run` of the busybox image with a label, so that a run that must not reach
 /// the daemon can be looked for afterwards.
@@ -541,6 +662,53 @@ fn assert_refused(
             out.brief()
         );
     }
+}
+
+/// A certificate revocation list mounted at /certs/crl.pem (or TLS_CRL): a revoked
+/// client certificate is refused with a JSON message and reaches nothing; another
+/// certificate of the same CA still works.
+#[test]
+fn image_tls_revoked_client_certificate() {
+    let certs = Certs::generate();
+    certs.add_client("revoked");
+    let crl = certs.crl(&["revoked"]);
+    std::fs::copy(&crl, certs.path("server/crl.pem")).unwrap();
+    let mount = format!("{}:/certs:ro", certs.path_str("server"));
+    let proxy = Proxy::start_with(
+        &[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")],
+        &["-v", &mount],
+    );
+    let label_value = nds_tests::unique("tls-revoked");
+    let label = format!("nds-test={label_value}");
+    let mut c = Containers(vec![]);
+    let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(id.clone());
+    let (good, revoked) = (certs.path_str("good"), certs.path_str("revoked"));
+    for cli in Cli::all() {
+        let env = [
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", good.as_str()),
+        ];
+        assert_works(&cli, &proxy.host(), &[], &env, &id, "not revoked");
+        let env = [
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", revoked.as_str()),
+        ];
+        assert_refused(
+            &cli,
+            &proxy.host(),
+            &env,
+            &label,
+            &id,
+            "rejected the client certificate (FAILED:certificate revoked)",
+            "revoked",
+        );
+    }
+    assert_eq!(
+        labelled(&label_value),
+        "",
+        "a refused run reached the daemon"
+    );
 }
 
 /// TLS with client certificates: a server certificate, its key and a CA mounted at
