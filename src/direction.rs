@@ -42,6 +42,8 @@ pub struct Direction {
     pub splice: bool,
     /// The source reached EOF or failed.
     pub eof: bool,
+    /// The source's EOF came without a TLS close_notify (TLS sources only).
+    pub unclean_eof: bool,
     pub shut: Shut,
     /// The destination stopped taking bytes; what the source sends is discarded.
     pub write_failed: bool,
@@ -98,6 +100,7 @@ impl Direction {
             lane: Lane::new(),
             splice: false,
             eof: false,
+            unclean_eof: false,
             shut: Shut::Open,
             write_failed: false,
         }
@@ -192,6 +195,17 @@ impl Direction {
             }
         }
         out
+    }
+
+    /// Records that the source ended (EOF or a failure).
+    ///
+    /// # Safety
+    /// `src` must be this direction's live source.
+    pub unsafe fn source_ended(&mut self, src: *mut ngx_connection_t) {
+        if !self.eof {
+            self.eof = true;
+            self.unclean_eof = !crate::tls::ended_cleanly(src);
+        }
     }
 
     /// Gives the buffer back if it is small and drained and the source has nothing ready

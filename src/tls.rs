@@ -36,3 +36,21 @@ pub unsafe fn verified_client_sha256(c: *mut ngx_connection_t) -> Option<[u8; 32
 pub unsafe fn verified_client_sha256(_c: *mut ngx_connection_t) -> Option<[u8; 32]> {
     None
 }
+
+/// Whether the peer of `c` ended its side with a TLS close_notify. nginx reads a TLS
+/// connection that ends without one (a reset, a FIN after half a record, a process
+/// killed) as a plain EOF; this tells the two apart for the log. Plain connections: true.
+///
+/// # Safety
+/// `c` must be a live connection.
+#[cfg(ngx_feature = "ssl")]
+pub unsafe fn ended_cleanly(c: *mut ngx_connection_t) -> bool {
+    use nginx_sys::{SSL_get_shutdown, SSL_RECEIVED_SHUTDOWN};
+    (*c).ssl.is_null()
+        || SSL_get_shutdown((*(*c).ssl).connection) & SSL_RECEIVED_SHUTDOWN as i32 != 0
+}
+
+#[cfg(not(ngx_feature = "ssl"))]
+pub unsafe fn ended_cleanly(_c: *mut ngx_connection_t) -> bool {
+    true
+}

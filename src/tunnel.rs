@@ -224,7 +224,7 @@ unsafe fn start(r: *mut ngx_http_request_t, t: &mut Tunnel, parked: Parked) {
     }
     if parked.client_eof {
         (*(*c).read).set_eof(1);
-        t.up.eof = true;
+        t.up.source_ended(c);
     }
     if parked.upstream_ready {
         (*(*pc).read).set_ready(1);
@@ -291,7 +291,9 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
         return Err(End::ClientFailed);
     }
     // A reset from the daemon ends its output like a close.
-    t.down.eof |= down.src_eof || down.src_error;
+    if down.src_eof || down.src_error {
+        t.down.source_ended(pc);
+    }
 
     // client → daemon; bytes the client sent right behind the request head go first, as
     // stream bytes.
@@ -316,7 +318,9 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
     if up.src_error {
         return Err(End::ClientFailed);
     }
-    t.up.eof |= up.src_eof;
+    if up.src_eof {
+        t.up.source_ended(c);
+    }
     if up.dst_error && !t.up.write_failed {
         t.up.write_failed = true;
         ngx_log_error!(
@@ -378,13 +382,20 @@ unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
         (*c).sent,
         (*pc).sent
     );
-    let input = if t.up.eof {
-        " after the client's end of input"
+    let input = match (t.up.eof, t.up.unclean_eof) {
+        (false, _) => "",
+        (true, false) => " after the client's end of input",
+        (true, true) => " after the client's connection ended without a TLS close_notify",
+    };
+    let unclean = if t.down.unclean_eof {
+        " without a TLS close_notify"
     } else {
         ""
     };
     let line = match how {
-        End::Done => Some(format!("stream closed by the daemon{input}; {totals}")),
+        End::Done => Some(format!(
+            "stream closed by the daemon{unclean}{input}; {totals}"
+        )),
         End::Idle => Some(format!(
             "no data for {} ms (docker_stream_timeout), stream closed; {totals}",
             t.idle.unwrap_or(0)
