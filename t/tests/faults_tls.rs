@@ -90,13 +90,7 @@ fn tls_client_faults_mid_stream() {
     let daemon = echo_daemon();
     let mut conf = NginxConf::new(true, Recipe::Defaults, &daemon.upstream());
     conf.listen = " ssl".into();
-    conf.server = format!(
-        "ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; \
-         ssl_verify_client on;",
-        certs.path_str("server/server-cert.pem"),
-        certs.path_str("server/server-key.pem"),
-        certs.path_str("server/ca.pem"),
-    );
+    conf.server = certs.nginx_tls_listener();
     let nginx = Nginx::start(&conf);
     let workers = nginx.worker_pids();
     // nginx reads a TLS connection reset without a close_notify as an EOF (OpenSSL
@@ -192,13 +186,9 @@ fn tls_daemon_faults_mid_stream() {
         let daemon = TlsDaemon::start(&certs, fault, dir.path());
         let mut conf = NginxConf::new(true, Recipe::Defaults, "");
         conf.location = format!(
-            "proxy_pass https://127.0.0.1:{}; proxy_ssl_certificate {}; \
-             proxy_ssl_certificate_key {}; proxy_ssl_trusted_certificate {}; \
-             proxy_ssl_verify on; proxy_ssl_name localhost;",
+            "proxy_pass https://127.0.0.1:{}; {}",
             daemon.port,
-            certs.path_str("good/cert.pem"),
-            certs.path_str("good/key.pem"),
-            certs.path_str("good/ca.pem"),
+            certs.nginx_tls_upstream()
         );
         let nginx = Nginx::start(&conf);
         let workers = nginx.worker_pids();

@@ -62,26 +62,16 @@ fn proxy(
         // The daemon's certificate names 127.0.0.1 as an IP SAN and "localhost" as a DNS
         // SAN; nginx checks the name with X509_check_host, hence proxy_ssl_name.
         format!(
-            "{} proxy_ssl_certificate {}; proxy_ssl_certificate_key {}; \
-             proxy_ssl_trusted_certificate {}; proxy_ssl_verify on; \
-             proxy_ssl_name localhost;",
+            "{} {}",
             recipe.location_url(&format!("https://127.0.0.1:{daemon_port}")),
-            certs.path_str("good/cert.pem"),
-            certs.path_str("good/key.pem"),
-            certs.path_str("good/ca.pem"),
+            certs.nginx_tls_upstream()
         )
     } else {
         recipe.location(&format!("unix:{}", daemon.sock().display()))
     };
     if legs.client_tls {
         conf.listen = " ssl".into();
-        conf.server = format!(
-            "ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; \
-             ssl_verify_client on;",
-            certs.path_str("server/server-cert.pem"),
-            certs.path_str("server/server-key.pem"),
-            certs.path_str("server/ca.pem"),
-        );
+        conf.server = certs.nginx_tls_listener();
     }
     Nginx::start(&conf)
 }

@@ -341,6 +341,31 @@ impl Certs {
         d.join("crl.pem")
     }
 
+    /// nginx directives for a TLS listener that requires a client certificate of the
+    /// first CA (the `server/` files), for `server {}`.
+    pub fn nginx_tls_listener(&self) -> String {
+        format!(
+            "ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; \
+             ssl_verify_client on;",
+            self.path_str("server/server-cert.pem"),
+            self.path_str("server/server-key.pem"),
+            self.path_str("server/ca.pem"),
+        )
+    }
+
+    /// nginx directives for a daemon reached over TLS with the `good/` client
+    /// certificate, its certificate verified for "localhost" (its IP SAN alone would not
+    /// pass nginx's name check).
+    pub fn nginx_tls_upstream(&self) -> String {
+        format!(
+            "proxy_ssl_certificate {}; proxy_ssl_certificate_key {}; \
+             proxy_ssl_trusted_certificate {}; proxy_ssl_verify on; proxy_ssl_name localhost;",
+            self.path_str("good/cert.pem"),
+            self.path_str("good/key.pem"),
+            self.path_str("good/ca.pem"),
+        )
+    }
+
     /// The SHA-256 fingerprint of `<name>-cert.pem`, lowercase hex without colons.
     pub fn sha256(&self, name: &str) -> String {
         let out = Command::new("openssl")
