@@ -8,6 +8,7 @@
 
 pub mod allowlist;
 pub mod cases;
+pub mod certs;
 pub mod cli;
 pub mod dockerd;
 pub mod fake;

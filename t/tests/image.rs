@@ -296,7 +296,7 @@ fn image_refuses_unsafe_or_contradictory_settings() {
         (
             &[
                 "UPSTREAM=https://127.0.0.1:2376",
-                "UPSTREAM_TLS_CACERT=/etc/ssl/certs/ca-certificates.crt",
+                "UPSTREAM_TLS_CACERT=/etc/nginx/mime.types",
             ],
             true,
             "by DNS name, not by IP address; set UPSTREAM_TLS_NAME",
@@ -304,8 +304,8 @@ fn image_refuses_unsafe_or_contradictory_settings() {
         (
             &[
                 "UPSTREAM=https://daemon:2376",
-                "UPSTREAM_TLS_CACERT=/etc/ssl/certs/ca-certificates.crt",
-                "UPSTREAM_TLS_CERT=/etc/ssl/certs/ca-certificates.crt",
+                "UPSTREAM_TLS_CACERT=/etc/nginx/mime.types",
+                "UPSTREAM_TLS_CERT=/etc/nginx/mime.types",
             ],
             true,
             "without its key",
@@ -316,7 +316,7 @@ fn image_refuses_unsafe_or_contradictory_settings() {
             "expected https://HOST:PORT",
         ),
         (
-            &["TLS_CRL=/etc/ssl/certs/ca-certificates.crt"],
+            &["TLS_CRL=/etc/nginx/mime.types"],
             true,
             "no CA for client certificates",
         ),
