@@ -58,8 +58,10 @@ fn tls_flags(host: String, certs: &Certs) -> Vec<String> {
     ]
 }
 
-/// HAProxy terminating the same client TLS (HTTP mode with a tunnel timeout, as
-/// Tecnativa's proxy), to the daemon's socket or, with `upstream_tls`, to its TLS port.
+/// HAProxy terminating the same client TLS, to the daemon's socket or, with
+/// `upstream_tls`, to its TLS port. TCP mode: in HTTP mode Debian 12's HAProxy 2.6 passes
+/// the daemon a request it answers with 200 instead of 101, and the docker CLI fails with
+/// `unable to upgrade to tcp, received 200` (Tecnativa's issue #132).
 fn start_haproxy(
     certs: &Certs,
     sock: &Path,
@@ -86,8 +88,8 @@ fn start_haproxy(
         ),
     };
     let cfg = format!(
-        "global\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 10s\n  timeout client 1h\n  \
-         timeout server 1h\n  timeout tunnel 1h\nfrontend f\n  bind 127.0.0.1:{port} ssl crt {} \
+        "global\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 10s\n  timeout client 1h\n  \
+         timeout server 1h\nfrontend f\n  bind 127.0.0.1:{port} ssl crt {} \
          ca-file {ca} verify required\n  default_backend b\nbackend b\n  server s {server}\n",
         server_pem.display()
     );
@@ -198,7 +200,11 @@ pub fn real_docker_tls(report: &mut Report, quick: bool) {
             .parse()
             .unwrap_or(0);
         if n != mib << 20 {
-            eprintln!("  short transfer through {}: {n} bytes", p.name);
+            eprintln!(
+                "  short transfer through {}: {n} bytes: {}",
+                p.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
             return None;
         }
         Some(((mib << 20) as f64 / secs / 1e6, cpu / (mib as f64 / 1024.0)))
