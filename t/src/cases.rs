@@ -273,10 +273,15 @@ fn events(x: &Ctx) -> Out {
     })
 }
 
+/// The `proxy_read_timeout` of the proxies the cases run through: shorter than the
+/// `wait` case's silence, and long enough for the daemon's slowest answer head on a
+/// loaded 2-core machine (6 s was not: `POST /containers/{id}/start` took longer while
+/// four matrices ran at once, and got a 504).
+pub const READ_TIMEOUT: &str = "proxy_read_timeout 10s;";
+
 fn wait_long(x: &Ctx) -> Out {
-    // The container exits 8 s after the wait request went out (released by a file), so
-    // the request sits silent longer than the matrix's 6 s proxy_read_timeout whatever
-    // the machine's load.
+    // The container exits 13 s after the wait request went out (released by a file), so
+    // the request sits silent longer than READ_TIMEOUT whatever the machine's load.
     let mut c = Containers(vec![]);
     let id = direct(&[
         "run",
@@ -291,7 +296,7 @@ fn wait_long(x: &Ctx) -> Out {
     c.0.push(id.clone());
     std::thread::scope(|s| {
         let waiter = s.spawn(|| docker(x.cli, x.host, &["wait", &id], Input::None, x.timeout));
-        std::thread::sleep(Duration::from_secs(8));
+        std::thread::sleep(Duration::from_secs(13));
         direct(&["exec", &id, "touch", "/tmp/go"]);
         waiter.join().unwrap()
     })

@@ -24,7 +24,7 @@ fn debian_nginx_with_the_module_matches_the_direct_socket() {
     let mut conf = NginxConf::docker(true, Recipe::Defaults);
     conf.nginx_bin = Some(bin);
     conf.module_file = Some(module);
-    conf.http = "proxy_read_timeout 6s;".into();
+    conf.http = cases::READ_TIMEOUT.into();
     let nginx = Nginx::start(&conf);
     let direct = direct_host();
     let mut failures = Vec::new();

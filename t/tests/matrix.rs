@@ -8,7 +8,7 @@ fn run_matrix(recipe: Recipe) {
     let mut conf = NginxConf::docker(true, recipe);
     // Shorter than the `wait` case's container, longer than any pause in the others
     // (and than the daemon's slowest head under a loaded CI machine).
-    conf.http = "proxy_read_timeout 6s;".into();
+    conf.http = cases::READ_TIMEOUT.into();
     let nginx = Nginx::start(&conf);
     let label = format!("matrix {recipe:?} (module loaded)");
     let (table, failures) = cases::compare_all(&nginx.host(), &label);
@@ -51,7 +51,7 @@ fn matrix_recommended() {
 /// The control: the same cases through nginx without the module.
 fn control(recipe: Recipe) -> (Vec<&'static str>, String) {
     let mut conf = NginxConf::docker(false, recipe);
-    conf.http = "proxy_read_timeout 6s;".into();
+    conf.http = cases::READ_TIMEOUT.into();
     let nginx = Nginx::start(&conf);
     let (differ, table) = cases::control(
         &nginx.host(),

@@ -57,7 +57,7 @@ fn proxy(
     daemon_port: u16,
 ) -> Nginx {
     let mut conf = NginxConf::new(module, recipe, "");
-    conf.http = "proxy_read_timeout 6s;".into();
+    conf.http = cases::READ_TIMEOUT.into();
     conf.location = if legs.daemon_tls {
         // The daemon's certificate names 127.0.0.1 as an IP SAN and "localhost" as a DNS
         // SAN; nginx checks the name with X509_check_host, hence proxy_ssl_name.
