@@ -10,8 +10,9 @@ conf=${NDS_NGINX_CONF:-/etc/nginx/nginx.conf}
 allow_conf=/etc/nginx/nds-allowlist.conf
 
 log() { printf 'docker-entrypoint: %s\n' "$*" >&2; }
+refusing="refusing to start"
 die() {
-    printf 'docker-entrypoint: refusing to start: %s\n' "$*" >&2
+    printf 'docker-entrypoint: %s: %s\n' "$refusing" "$*" >&2
     exit 64
 }
 
@@ -62,20 +63,51 @@ if [ "$POST" = 0 ]; then
     [ "$EXEC" = 0 ] || log "note: EXEC=1 with POST=0 allows inspecting execs only; 'docker exec' needs POST=1 and CONTAINERS=1"
 fi
 
-# --- upstream: the Docker daemon ------------------------------------------------------
+# --- upstream: the Docker daemon, or the tenants' daemons (TENANTS) --------------------
 
-socket_default=/var/run/docker.sock
-if [ -n "${UPSTREAM:-}" ] && [ -n "${SOCKET_PATH:-}" ]; then
-    case $UPSTREAM in
-        "unix://$SOCKET_PATH" | "unix:$SOCKET_PATH") ;;
-        *) die "UPSTREAM=$UPSTREAM and SOCKET_PATH=$SOCKET_PATH disagree; set only one" ;;
-    esac
+tenants_file=${TENANTS:-}
+gateway=0
+if [ -n "$tenants_file" ]; then
+    gateway=1
+    [[ $tenants_file =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "TENANTS=$tenants_file: use an absolute path of letters, digits and ._/@+-"
+    [ -f "$tenants_file" ] || die "TENANTS=$tenants_file: no such file (mount the tenants file there)"
+    if [ -n "${UPSTREAM:-}${SOCKET_PATH:-}" ]; then
+        die "TENANTS=$tenants_file and UPSTREAM/SOCKET_PATH: with a tenants file, each tenant's line names its daemon; unset UPSTREAM and SOCKET_PATH"
+    fi
 fi
-upstream=${UPSTREAM:-unix://${SOCKET_PATH:-$socket_default}}
-upstream_tls=0 upstream_host=
+
+# Lets the workers (www-data) connect to the unix socket $1: www-data joins the socket's
+# group, which nginx's workers get as a supplementary group (initgroups); the group is
+# created when the socket's gid has no name in the container.
+socket_group() {
+    local gid group
+    gid=$(stat -c %g "$1")
+    group=$(getent group "$gid" | cut -d: -f1 || true)
+    if [ -z "$group" ]; then
+        group=docker-sock-$gid
+        echo "$group:x:$gid:" >>/etc/group
+    fi
+    if ! id -nG www-data | tr ' ' '\n' | grep -qx "$group"; then
+        gpasswd -a www-data "$group" >/dev/null
+    fi
+    printf %s "$group"
+}
+
+# Workers run as www-data; the group of each daemon socket is a supplementary group.
 worker_user=www-data
 worker_group=www-data
+upstream_tls=0 upstream_host= upstream=
+if [ "$gateway" = 0 ]; then
+    if [ -n "${UPSTREAM:-}" ] && [ -n "${SOCKET_PATH:-}" ]; then
+        case $UPSTREAM in
+            "unix://$SOCKET_PATH" | "unix:$SOCKET_PATH") ;;
+            *) die "UPSTREAM=$UPSTREAM and SOCKET_PATH=$SOCKET_PATH disagree; set only one" ;;
+        esac
+    fi
+    upstream=${UPSTREAM:-unix://${SOCKET_PATH:-/var/run/docker.sock}}
+fi
 case $upstream in
+    '') ;;
     unix://* | unix:/*)
         path=${upstream#unix:}
         while [[ $path == //* ]]; do path=${path#/}; done
@@ -83,13 +115,7 @@ case $upstream in
         if [ ! -S "$path" ]; then
             die "no Docker socket at $path: mount the daemon's socket there (-v /var/run/docker.sock:$path), or set SOCKET_PATH or UPSTREAM"
         fi
-        # Workers run as www-data with the socket's group, so they can connect to it.
-        gid=$(stat -c %g "$path")
-        worker_group=$(getent group "$gid" | cut -d: -f1 || true)
-        if [ -z "$worker_group" ]; then
-            worker_group=docker-sock
-            echo "$worker_group:x:$gid:" >>/etc/group
-        fi
+        socket_group "$path" >/dev/null
         proxy_pass="http://unix:$path:/"
         upstream_display="unix://$path"
         ;;
@@ -203,6 +229,198 @@ if [ -n "$auth_url" ]; then
 fi
 auth_timeout=${AUTH_TIMEOUT:-5s}
 [[ $auth_timeout =~ ^[0-9]+(ms|s|m)?$ ]] || die "AUTH_TIMEOUT=$auth_timeout: use an nginx time (5s, 500ms)"
+
+# --- gateway: the tenants file ---------------------------------------------------------
+
+# One tenant per line (image/README.md, "Gateway"):
+#     NAME  DAEMON  IDENTITY[,IDENTITY...]  [OPTION...]
+# rendered as nginx maps and upstreams (http level) and one named location per tenant
+# (server level). Called at start and at every SIGHUP; writes the files with a .new
+# suffix and exits non-zero (after a message naming the line) when the file is invalid.
+tenants_http=/etc/nginx/nds-tenants-http.conf
+tenants_server=/etc/nginx/nds-tenants-server.conf
+tenants_certs=/etc/nginx/nds-tenants
+render_tenants() {
+    local n=0 count=0 line at name daemon ids opt id fp path hostport host scheme
+    local -A line_of=() owner=()
+    local ro tlsdir tlsname cert key ca
+    local cert_map= auth_map= log_names=
+    local upstreams= locations=
+    rm -rf "$tenants_certs.new"
+    mkdir -p "$tenants_certs.new"
+    while IFS= read -r line || [ -n "$line" ]; do
+        n=$((n + 1))
+        line=${line%%#*}
+        read -r -a f <<<"$line"
+        [ ${#f[@]} -gt 0 ] || continue
+        at="$tenants_file line $n"
+        [ ${#f[@]} -ge 3 ] || die "$at: expected NAME DAEMON IDENTITY[,IDENTITY...] [OPTION...], got '${f[*]}'"
+        name=${f[0]} daemon=${f[1]} ids=${f[2]}
+        [[ $name =~ ^[a-z][a-z0-9_-]{0,31}$ ]] \
+            || die "$at: tenant name '$name': use a lowercase letter, then up to 31 lowercase letters, digits, _ or -"
+        [ -z "${line_of[$name]:-}" ] || die "$at: tenant $name is already on line ${line_of[$name]}"
+        line_of[$name]=$n
+        count=$((count + 1))
+
+        ro=0 tlsdir= tlsname=
+        for opt in "${f[@]:3}"; do
+            case $opt in
+                read-only) ro=1 ;;
+                tls=/*) tlsdir=${opt#tls=} ;;
+                tls-name=?*) tlsname=${opt#tls-name=} ;;
+                *) die "$at: unknown option '$opt' (read-only, tls=/DIR, tls-name=NAME)" ;;
+            esac
+        done
+
+        case $daemon in
+            unix://* | unix:/*)
+                path=${daemon#unix:}
+                while [[ $path == //* ]]; do path=${path#/}; done
+                [[ $path =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "$at: unsupported characters in the socket path '$path'"
+                [ -S "$path" ] || die "$at: no Docker socket at $path (mount tenant $name's daemon socket there)"
+                socket_group "$path" >/dev/null
+                scheme=http
+                upstreams+="upstream nds_tenant_$name { server unix:$path; }"$'\n'
+                ;;
+            tcp://* | http://* | https://*)
+                hostport=${daemon#*://}
+                hostport=${hostport%/}
+                [[ $hostport =~ ^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]] \
+                    || die "$at: daemon '$daemon': expected tcp://HOST:PORT or https://HOST:PORT"
+                host=${BASH_REMATCH[1]}
+                scheme=http
+                [[ $daemon != https://* ]] || scheme=https
+                upstreams+="upstream nds_tenant_$name { server $hostport; }"$'\n'
+                ;;
+            *) die "$at: daemon '$daemon': expected unix:///path/docker.sock, tcp://HOST:PORT or https://HOST:PORT" ;;
+        esac
+
+        for id in ${ids//,/ }; do
+            case ${id,,} in
+                sha256:*)
+                    fp=${id#*:}
+                    fp=${fp//:/}
+                    fp=${fp,,}
+                    [[ $fp =~ ^[0-9a-f]{64}$ ]] || die "$at: identity '$id': a SHA-256 fingerprint is 64 hex digits (colons allowed)"
+                    [ "$verify" = 1 ] || die "$at: a certificate identity, but client certificates are not verified (mount ca.pem in $certdir or set TLS_CACERT, with a server certificate)"
+                    [ -z "${owner[$fp]:-}" ] || die "$at: certificate $fp is already tenant ${owner[$fp]}'s"
+                    owner[$fp]=$name
+                    cert_map+="    $fp $name;"$'\n'
+                    ;;
+                auth)
+                    [ "$auth" = 1 ] || die "$at: identity 'auth' (the authentication service names the tenant) needs AUTH_URL"
+                    auth_map+="    $name $name;"$'\n'
+                    ;;
+                *) die "$at: identity '$id': expected sha256:FINGERPRINT or auth" ;;
+            esac
+        done
+
+        local loc="        location @nds_tenant_$name {"$'\n'
+        if [ "$ro" = 1 ]; then
+            loc+="            if (\$nds_writes) {
+                return 403 '{\"message\": \"access denied by the Docker API proxy: tenant $name is read-only\"}\\n';
+            }"$'\n'
+        fi
+        loc+="            include /etc/nginx/docker-api.conf;
+            # The normalized path, as the allow-list checked it (a named location's
+            # proxy_pass takes no URI part).
+            rewrite ^ \$uri break;
+            proxy_pass $scheme://nds_tenant_$name;
+            error_page 502 = @nds_tenant_no_daemon;"$'\n'
+        if [ "$scheme" = https ]; then
+            tlsdir=${tlsdir:-$upstream_certdir}
+            [ -d "$tlsdir" ] || die "$at: tls=$tlsdir: no such directory (mount ca.pem, cert.pem and key.pem for tenant $name's daemon there)"
+            [ -f "$tlsdir/ca.pem" ] || die "$at: no $tlsdir/ca.pem to verify tenant $name's daemon"
+            tlsname=${tlsname:-$host}
+            [[ $tlsname =~ ^[A-Za-z0-9.-]+$ ]] && ! [[ $tlsname =~ ^[0-9.]+$ ]] \
+                || die "$at: nginx verifies the daemon's certificate by DNS name: add tls-name=NAME (a DNS name in its certificate)"
+            mkdir -p "$tenants_certs.new/$name"
+            cp "$tlsdir/ca.pem" "$tenants_certs.new/$name/ca.pem"
+            loc+="            proxy_ssl_protocols TLSv1.2 TLSv1.3;
+            proxy_ssl_verify on;
+            proxy_ssl_verify_depth 3;
+            proxy_ssl_trusted_certificate $tenants_certs/$name/ca.pem;
+            proxy_ssl_name $tlsname;
+            proxy_ssl_server_name on;"$'\n'
+            cert=$tlsdir/cert.pem key=$tlsdir/key.pem
+            if [ -f "$cert" ] || [ -f "$key" ]; then
+                [ -f "$cert" ] && [ -f "$key" ] || die "$at: $tlsdir has only one of cert.pem and key.pem"
+                cp "$cert" "$tenants_certs.new/$name/cert.pem"
+                cp "$key" "$tenants_certs.new/$name/key.pem"
+                loc+="            proxy_ssl_certificate $tenants_certs/$name/cert.pem;
+            proxy_ssl_certificate_key $tenants_certs/$name/key.pem;"$'\n'
+            fi
+        elif [ -n "$tlsdir$tlsname" ]; then
+            die "$at: tls= and tls-name= are for https:// daemons"
+        fi
+        locations+="$loc        }"$'\n'
+        log_names+=" $name"
+    done <"$tenants_file"
+    [ "$count" -gt 0 ] || die "$tenants_file: no tenant (one line per tenant: NAME DAEMON IDENTITY[,IDENTITY...] [OPTION...])"
+    chmod -R go-rwx "$tenants_certs.new"
+
+    {
+        echo "# Rendered by docker-entrypoint.sh from $tenants_file. Do not edit."
+        echo
+        echo '# Verified client certificate (SHA-256) -> tenant.'
+        if [ "$auth" = 1 ]; then
+            echo 'map $docker_client_sha256 $nds_cert_tenant {'
+        else
+            echo 'map $docker_client_sha256 $nds_tenant {'
+        fi
+        echo '    default "";'
+        printf %s "$cert_map"
+        echo '}'
+        if [ "$auth" = 1 ]; then
+            echo
+            echo '# The tenant the authentication service named (X-Docker-Tenant), if it may.'
+            echo 'map $nds_auth_tenant $nds_auth_named_tenant {'
+            echo '    default "";'
+            printf %s "$auth_map"
+            echo '}'
+            echo
+            echo '# Both, when both name one: they must agree.'
+            echo 'map "$nds_cert_tenant:$nds_auth_named_tenant" $nds_tenant {'
+            echo '    ":" "";'
+            echo '    "~^(?<t>[^:]+):$" $t;'
+            echo '    "~^:(?<t>[^:]+)$" $t;'
+            echo '    "~^([^:]+):\1$" $1;'
+            echo '    default "!conflict";'
+            echo '}'
+        fi
+        echo
+        echo '# For the refusal of a client in no tenant.'
+        echo 'map $docker_client_sha256 $nds_client_sha256 {'
+        echo '    "" none;'
+        echo '    default $docker_client_sha256;'
+        echo '}'
+        echo
+        printf %s "$upstreams"
+    } >"$tenants_http.new"
+    {
+        echo "# Rendered by docker-entrypoint.sh from $tenants_file. Do not edit."
+        printf %s "$locations"
+    } >"$tenants_server.new"
+    printf '%s\n' "$count tenants:$log_names" >"$tenants_http.summary"
+}
+
+# Puts the rendered tenant files in place (after render_tenants); the previous ones stay
+# as .old for restore_tenants.
+install_tenants() {
+    local f
+    for f in "$tenants_certs" "$tenants_http" "$tenants_server"; do
+        rm -rf "$f.old"
+        [ ! -e "$f" ] || mv "$f" "$f.old"
+        mv "$f.new" "$f"
+    done
+}
+restore_tenants() {
+    local f
+    for f in "$tenants_certs" "$tenants_http" "$tenants_server"; do
+        rm -rf "$f"
+        mv "$f.old" "$f"
+    done
+}
 
 # --- listeners ------------------------------------------------------------------------
 
@@ -355,17 +573,52 @@ if [ "$ACCESS_LOG" = 1 ]; then access_log="/dev/stdout nds"; else access_log=off
 
 # --- render ---------------------------------------------------------------------------
 
+route= daemon_locations= http_include= log_tenant=
+if [ "$gateway" = 0 ]; then
+    route="            include /etc/nginx/docker-api.conf;
+            # The URI part (\"/\") makes nginx send the normalized, re-escaped \$uri rather
+            # than the client's raw request line.
+            proxy_pass $proxy_pass;
+            ${upstream_tls_conf:+include $upstream_tls_conf;}
+            error_page 502 = @nds_no_daemon;"
+    daemon_locations="        location @nds_no_daemon {
+            return 502 '{\"message\": \"the proxy cannot reach the Docker daemon at $upstream_display\"}\\n';
+        }"
+else
+    ( render_tenants ) || exit 64
+    install_tenants
+    upstream_display="$(cat "$tenants_http.summary")"
+    http_include="    # The tenants ($tenants_file): identity -> tenant maps, the daemons.
+    include $tenants_http;"
+    log_tenant=' tenant=$nds_tenant'
+    [ "$auth" = 0 ] || route="            auth_request_set \$nds_auth_tenant \$upstream_http_x_docker_tenant;"$'\n'
+    route+="            # The tenant's own location, chosen after authentication: try_files acts
+            # after the access phase (the file never exists).
+            try_files /.nds-tenant @nds_tenant_\$nds_tenant;"
+    daemon_locations="        # One location per tenant: @nds_tenant_NAME.
+        include $tenants_server;
+        location @nds_tenant_ {
+            return 403 '{\"message\": \"access denied by the Docker API proxy: this client is in no tenant (verified client certificate SHA-256: \$nds_client_sha256)\"}\\n';
+        }
+        location @nds_tenant_!conflict {
+            return 403 '{\"message\": \"access denied by the Docker API proxy: the client certificate and the authentication service name different tenants\"}\\n';
+        }
+        location @nds_tenant_no_daemon {
+            return 502 '{\"message\": \"the proxy cannot reach the Docker daemon of tenant \$nds_tenant\"}\\n';
+        }"
+fi
+
 export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$workers \
     NDS_ERROR_LOG_LEVEL=$level NDS_SHUTDOWN_TIMEOUT=$shutdown_timeout \
     NDS_ACCESS_LOG=$access_log NDS_LISTEN_DIRECTIVES=$listen_directives \
-    NDS_PROXY_PASS=$proxy_pass NDS_UPSTREAM_DISPLAY=$upstream_display \
     NDS_TLS_DIRECTIVES=$tls_directives NDS_AUTH_LOCATION=$auth_location \
-    NDS_AUTH_SERVER=$auth_server \
-    NDS_UPSTREAM_TLS=${upstream_tls_conf:+include $upstream_tls_conf;}
+    NDS_AUTH_SERVER=$auth_server NDS_ROUTE=$route NDS_DAEMON_LOCATIONS=$daemon_locations \
+    NDS_HTTP_INCLUDE=$http_include NDS_LOG_TENANT=$log_tenant
 envsubst '${NDS_WORKER_USER} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
-    ${NDS_SHUTDOWN_TIMEOUT} ${NDS_ACCESS_LOG} ${NDS_LISTEN_DIRECTIVES} ${NDS_PROXY_PASS}
-    ${NDS_UPSTREAM_DISPLAY} ${NDS_TLS_DIRECTIVES} ${NDS_AUTH_LOCATION}
-    ${NDS_AUTH_SERVER} ${NDS_UPSTREAM_TLS}' <"$share/nginx.conf.template" >"$conf.tmp"
+    ${NDS_SHUTDOWN_TIMEOUT} ${NDS_ACCESS_LOG} ${NDS_LISTEN_DIRECTIVES}
+    ${NDS_TLS_DIRECTIVES} ${NDS_AUTH_LOCATION} ${NDS_AUTH_SERVER} ${NDS_ROUTE}
+    ${NDS_DAEMON_LOCATIONS} ${NDS_HTTP_INCLUDE} ${NDS_LOG_TENANT}' \
+    <"$share/nginx.conf.template" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 
 # The allow-list as nginx maps. $uri is nginx's normalized path (percent-decoded, dot
@@ -425,4 +678,36 @@ security="TLS: off"
 [ "$upstream_tls" = 0 ] || security+="; to the daemon: TLS, name $up_name verified: $UPSTREAM_TLS_VERIFY${up_cert:+, client certificate $up_cert}"
 [ "$auth" = 0 ] || security+="; auth_request: $auth_url"
 log "Docker API proxy: $listen_directives -> $upstream_display; $security; POST=$POST; granted:$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
-exec "$@"
+[ "$gateway" = 1 ] || exec "$@"
+
+# The gateway: this script stays PID 1, so that a SIGHUP to the container (docker kill -s
+# HUP) re-reads the tenants file before nginx reloads. An invalid file, or a configuration
+# nginx -t refuses, is logged and nginx keeps the tenants it has. TERM, INT, QUIT and
+# USR1 are passed on to nginx; the script exits with nginx's status.
+reload() {
+    if ! (refusing="reload refused" && render_tenants); then
+        log "nginx keeps the tenants it has"
+        return
+    fi
+    install_tenants
+    local out
+    if ! out=$(nginx -t -q -c "$conf" 2>&1); then
+        restore_tenants
+        log "reload refused: nginx -t: $out"
+        return
+    fi
+    log "reload: $(cat "$tenants_http.summary")"
+    kill -HUP "$nginx_pid"
+}
+"$@" &
+nginx_pid=$!
+# (|| true: a failed command inside the handler must not end the script under set -e.)
+trap 'reload || true' HUP
+trap 'kill -TERM "$nginx_pid" 2>/dev/null || true' TERM INT
+trap 'kill -QUIT "$nginx_pid" 2>/dev/null || true' QUIT
+trap 'kill -USR1 "$nginx_pid" 2>/dev/null || true' USR1
+while :; do
+    rc=0
+    wait "$nginx_pid" || rc=$?
+    kill -0 "$nginx_pid" 2>/dev/null || exit "$rc"
+done

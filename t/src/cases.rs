@@ -629,3 +629,15 @@ pub fn control(host: &str, label: &str) -> (Vec<&'static str>, String) {
     }
     (differ, table)
 }
+
+/// A session that streams for a while, for checks across reloads: the input of
+/// `exec -i ID sha256sum` (`lines` lines, 100 ms apart) and what it must print.
+pub fn slow_checksum(seed: usize, lines: usize) -> (Input, String) {
+    let lines: Vec<String> = (0..lines)
+        .map(|k| sha256_hex(format!("{seed}-{k}").as_bytes()))
+        .collect();
+    let mut sent = lines.join("\n");
+    sent.push('\n');
+    let want = format!("{}  -\n", sha256_hex(sent.as_bytes()));
+    (Input::Slow(lines, Duration::from_millis(100)), want)
+}

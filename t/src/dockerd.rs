@@ -193,9 +193,52 @@ impl PrivateDockerd {
     }
 }
 
+/// Bridges of private daemons whose test process was killed (its `Drop` never ran):
+/// named `nds` and 10 hex digits, and no running dockerd has `--bridge` with that name.
+/// Once per test process, before the first bridge is made.
+fn remove_stale_bridges() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let links = Command::new("ip")
+            .args(["-o", "link", "show", "type", "bridge"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let ours = |n: &str| {
+            n.len() == 13 && n.starts_with("nds") && n[3..].bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        let names: Vec<&str> = links
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n))
+            .filter(|n| ours(n))
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let mut in_use = String::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                if cmdline.starts_with(b"dockerd\0")
+                    || cmdline.windows(8).any(|w| w == b"dockerd\0")
+                {
+                    in_use.push_str(&String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                    in_use.push('\n');
+                }
+            }
+        }
+        for name in names {
+            if !in_use.contains(&format!("--bridge {name} ")) {
+                let _ = Command::new("ip").args(["link", "del", name]).status();
+            }
+        }
+    });
+}
+
 /// A bridge for one private daemon, with a /24 of 198.18.0.0/15 that no other bridge on
 /// the machine has.
 fn make_bridge() -> String {
+    remove_stale_bridges();
     let used = Command::new("ip")
         .args(["-4", "-o", "addr", "show"])
         .output()

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Certs;
+use nds_tests::cases::slow_checksum;
 use nds_tests::cli::{docker, tls_host, Input};
 use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
-use nds_tests::{free_port, image, root, sha256_hex, Cli, Nginx, NginxConf, Recipe};
+use nds_tests::{free_port, image, root, Cli, Nginx, NginxConf, Recipe};
 
 struct Tenant {
     name: &'static str,
@@ -314,31 +315,16 @@ fn gateway_routes_each_certificate_to_its_daemon() {
     }
 
     // A reload adds dave (bob's daemon, read-only) while 20 sessions of the others stream.
-    let sessions: Vec<(usize, Vec<String>)> = (0..20)
-        .map(|i| {
-            let lines = (0..30)
-                .map(|k| sha256_hex(format!("{i}-{k}").as_bytes()))
-                .collect();
-            (i, lines)
-        })
-        .collect();
     let clis = Cli::all();
     std::thread::scope(|s| {
-        let handles: Vec<_> = sessions
-            .iter()
-            .map(|(i, lines)| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
                 let t = &TENANTS[i % 3];
                 let (cli, h, id) = (&clis[i % clis.len()], host(t.name), &own[t.daemon]);
                 s.spawn(move || {
-                    let out = run(
-                        cli,
-                        &h,
-                        &["exec", "-i", id, "sha256sum"],
-                        Input::Slow(lines.clone(), Duration::from_millis(100)),
-                    );
-                    let mut sent: String = lines.join("\n");
-                    sent.push('\n');
-                    (out, format!("{}  -\n", sha256_hex(sent.as_bytes())))
+                    let (input, want) = slow_checksum(i, 30);
+                    let out = run(cli, &h, &["exec", "-i", id, "sha256sum"], input);
+                    (out, want)
                 })
             })
             .collect();

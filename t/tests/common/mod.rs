@@ -174,8 +174,9 @@ pub fn docker_config(token: Option<&str>) -> tempfile::TempDir {
     d
 }
 
-/// The authentication service: 204 when the request has `X-Auth-Token: good`, 401
-/// otherwise. Records every request head it got.
+/// The authentication service: 204 when the request has `X-Auth-Token: good`; 204 with
+/// `X-Docker-Tenant: NAME` for `X-Auth-Token: tenant-NAME` (the gateway's tenant named
+/// by the service); 401 otherwise. Records every request head it got.
 pub struct AuthService {
     pub port: u16,
     pub seen: Arc<Mutex<Vec<String>>>,
@@ -216,18 +217,24 @@ impl AuthService {
                         }
                     }
                     let head = String::from_utf8_lossy(&head).into_owned();
-                    let good = head.lines().any(|l| {
-                        l.split_once(':').is_some_and(|(k, v)| {
-                            k.trim().eq_ignore_ascii_case("x-auth-token") && v.trim() == "good"
-                        })
+                    let token = head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("x-auth-token")
+                            .then(|| v.trim().to_string())
                     });
                     log.lock().unwrap().push(head);
-                    let resp: &[u8] = if good {
-                        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
-                    } else {
-                        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 13\r\nConnection: close\r\n\r\nno such token"
+                    let resp = match token.as_deref() {
+                        Some("good") => {
+                            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_string()
+                        }
+                        Some(t) if t.starts_with("tenant-") => format!(
+                            "HTTP/1.1 204 No Content\r\nX-Docker-Tenant: {}\r\nConnection: close\r\n\r\n",
+                            &t["tenant-".len()..]
+                        ),
+                        _ => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 13\r\nConnection: close\r\n\r\nno such token".to_string(),
                     };
-                    let _ = conn.write_all(resp);
+                    let _ = conn.write_all(resp.as_bytes());
                 });
             }
         });
