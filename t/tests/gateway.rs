@@ -11,9 +11,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::Certs;
+use common::{docker_config, AuthService, Certs};
 use nds_tests::cases::slow_checksum;
-use nds_tests::cli::{docker, tls_host, Input};
+use nds_tests::cli::{docker, docker_env, tls_host, Input};
 use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
 use nds_tests::{free_port, image, root, Cli, Nginx, NginxConf, Recipe};
 
@@ -56,14 +56,54 @@ struct Gateway {
     /// Files under the names the snippet uses.
     dir: PathBuf,
     port: u16,
-    tls_port: u16,
+    /// The daemons: these unix sockets, then the TLS daemon on this port, if any.
     socks: Vec<PathBuf>,
+    tls_port: Option<u16>,
 }
 
 impl Gateway {
+    /// A gateway in `dir` with the certificates and files the snippet names.
+    fn new(
+        dir: &Path,
+        certs: &Certs,
+        crl: &Path,
+        socks: Vec<PathBuf>,
+        tls_port: Option<u16>,
+    ) -> Gateway {
+        let gw = Gateway {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            socks,
+            tls_port,
+        };
+        let server = |f: &str| certs.path(&format!("server/{f}"));
+        for (from, to) in [
+            (server("server-cert.pem"), "server-cert.pem"),
+            (server("server-key.pem"), "server-key.pem"),
+            (server("ca.pem"), "ca.pem"),
+            (server("ca.pem"), "daemons-ca.pem"),
+            (crl.to_path_buf(), "crl.pem"),
+            (certs.path("good/cert.pem"), "daemon-client-cert.pem"),
+            (certs.path("good/key.pem"), "daemon-client-key.pem"),
+        ] {
+            copy(&from, &gw.dir.join(to));
+        }
+        gw
+    }
+
     /// The snippet for `tenants` (name, certificate fingerprint, daemon index) and, as
     /// read-only, `read_only`.
     fn render(&self, tenants: &[(&str, String, usize)], read_only: &str) -> String {
+        self.render_with(tenants, read_only, vec![])
+    }
+
+    /// With more replacements.
+    fn render_with(
+        &self,
+        tenants: &[(&str, String, usize)],
+        read_only: &str,
+        more: Vec<(&str, String)>,
+    ) -> String {
         let map: String = tenants
             .iter()
             .map(|(name, fp, _)| format!("    {fp}  {name};\n"))
@@ -71,20 +111,31 @@ impl Gateway {
         let daemon_map: String = tenants
             .iter()
             .map(|(name, _, d)| {
-                let scheme = if *d == 2 { "https" } else { "http" };
+                let scheme = if *d < self.socks.len() {
+                    "http"
+                } else {
+                    "https"
+                };
                 format!("    {name}   {scheme}://docker_d{d};\n")
             })
             .collect();
-        let upstreams = format!(
-            "upstream docker_d0 {{ server unix:{}; }}\n\
-             upstream docker_d1 {{ server unix:{}; }}\n\
-             upstream docker_d2 {{ server 127.0.0.1:{}; }}\n",
-            self.socks[0].display(),
-            self.socks[1].display(),
-            self.tls_port
-        );
+        let mut upstreams: String = self
+            .socks
+            .iter()
+            .enumerate()
+            .map(|(d, sock)| {
+                format!(
+                    "upstream docker_d{d} {{ server unix:{}; }}\n",
+                    sock.display()
+                )
+            })
+            .collect();
+        if let Some(port) = self.tls_port {
+            let d = self.socks.len();
+            upstreams += &format!("upstream docker_d{d} {{ server 127.0.0.1:{port}; }}\n");
+        }
         let dir = format!("{}/", self.dir.display());
-        snippet(&[
+        let mut replace = vec![
             (
                 "    # 3f6c0d...64 hex digits...  alice;\n    # 9a1e47...                 bob;\n",
                 map,
@@ -110,7 +161,9 @@ impl Gateway {
                 "/etc/nginx/docker-api.conf",
                 root().join("nginx-config/docker-api.conf").display().to_string(),
             ),
-        ])
+        ];
+        replace.extend(more);
+        snippet(&replace)
     }
 
     fn conf_path(&self) -> PathBuf {
@@ -175,24 +228,12 @@ fn gateway_routes_each_certificate_to_its_daemon() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway {
-        dir: dir.path().to_path_buf(),
-        port: free_port(),
-        tls_port,
-        socks: daemons.iter().map(|d| d.sock()).collect(),
-    };
-    copy(&server("server-cert.pem"), &gw.dir.join("server-cert.pem"));
-    copy(&server("server-key.pem"), &gw.dir.join("server-key.pem"));
-    copy(&server("ca.pem"), &gw.dir.join("ca.pem"));
-    copy(&server("ca.pem"), &gw.dir.join("daemons-ca.pem"));
-    copy(&crl, &gw.dir.join("crl.pem"));
-    copy(
-        &certs.path("good/cert.pem"),
-        &gw.dir.join("daemon-client-cert.pem"),
-    );
-    copy(
-        &certs.path("good/key.pem"),
-        &gw.dir.join("daemon-client-key.pem"),
+    let gw = Gateway::new(
+        dir.path(),
+        &certs,
+        &crl,
+        daemons[..2].iter().map(|d| d.sock()).collect(),
+        Some(tls_port),
     );
 
     // mallory is a tenant too: only the CRL keeps that certificate out.
@@ -372,5 +413,125 @@ fn gateway_routes_each_certificate_to_its_daemon() {
         "{}",
         refused.brief()
     );
+    nginx.assert_healthy();
+}
+
+/// Tenants named by an authentication service (the snippet's optional part 1b): a client
+/// without a certificate reaches the daemon of the tenant the service names, only for
+/// the names the snippet lists; a certificate and a service naming different tenants are
+/// refused.
+#[test]
+fn gateway_tenants_named_by_an_auth_service() {
+    let certs = Certs::generate();
+    certs.add_client("alice");
+    let crl = certs.crl(&[]);
+    let daemons = [PrivateDockerd::start(), PrivateDockerd::start()];
+    let img = image();
+    let mut own = Vec::new();
+    for (d, name) in daemons.iter().zip(["alice", "frank"]) {
+        d.load_test_image();
+        own.push(d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("gw-{name}"),
+            "--network",
+            "none",
+            &img,
+            "sleep",
+            "600",
+        ]));
+    }
+    let auth = AuthService::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::new(
+        dir.path(),
+        &certs,
+        &crl,
+        daemons.iter().map(|d| d.sock()).collect(),
+        None,
+    );
+    let text = gw.render_with(
+        &[("alice", certs.sha256("alice"), 0)],
+        "nobody",
+        vec![
+            ("    # frank  frank;\n", "    frank  frank;\n".into()),
+            (
+                "# auth_request /_docker_auth;",
+                "auth_request /_docker_auth;".into(),
+            ),
+            (
+                "ssl_verify_client on;",
+                "ssl_verify_client optional;".into(),
+            ),
+            ("http://127.0.0.1:9000/check", auth.url()),
+        ],
+    );
+    // frank's daemon line (render maps only certificate tenants to daemons).
+    let text = text.replace(
+        "map $docker_tenant $docker_tenant_daemon {\n    default \"\";\n",
+        "map $docker_tenant $docker_tenant_daemon {\n    default \"\";\n    frank http://docker_d1;\n",
+    );
+    std::fs::write(gw.conf_path(), text).unwrap();
+    let mut conf = NginxConf::new(true, Recipe::Defaults, "127.0.0.1:9");
+    conf.http = format!("include {};", gw.conf_path().display());
+    let nginx = Nginx::start(&conf);
+    let addr = format!("127.0.0.1:{}", gw.port);
+    let (alice, nocert) = (
+        tls_host(&addr, &certs.path("alice")),
+        tls_host(&addr, &certs.path("nocert")),
+    );
+    let token = |t: &str| docker_config(Some(t));
+    let (good, frank, names_alice) = (token("good"), token("tenant-frank"), token("tenant-alice"));
+    for cli in Cli::all() {
+        let run = |h: &str, cfg: &tempfile::TempDir, args: &[&str], input: Input| {
+            let dc = cfg.path().to_str().unwrap();
+            docker_env(
+                &cli,
+                h,
+                args,
+                input,
+                Duration::from_secs(60),
+                &[("DOCKER_CONFIG", dc)],
+            )
+        };
+        let ps = ["ps", "--format", "{{.Names}}"];
+        for (who, h, cfg, want) in [
+            ("alice", &alice, &good, "gw-alice\n"),
+            ("frank", &nocert, &frank, "gw-frank\n"),
+        ] {
+            let out = run(h, cfg, &ps, Input::None);
+            println!("  {:5} {who:6} ps -> {}", cli.name, out.brief());
+            assert!(
+                out.ok() && out.stdout_str() == want,
+                "{who}: {}",
+                out.brief()
+            );
+        }
+        let e = run(
+            &nocert,
+            &frank,
+            &["exec", "-i", &own[1], "sh", "-c", "cat; echo after-eof"],
+            Input::Bytes(b"in\n".to_vec()),
+        );
+        assert!(
+            e.ok() && e.stdout_str() == "in\nafter-eof\n",
+            "frank exec -i: {}",
+            e.brief()
+        );
+        for (who, h, cfg, want) in [
+            ("no tenant named", &nocert, &good, "belongs to no tenant"),
+            ("names alice", &nocert, &names_alice, "belongs to no tenant"),
+            ("alice as frank", &alice, &frank, "name different tenants"),
+        ] {
+            let out = run(h, cfg, &ps, Input::None);
+            println!("  {:5} {who:16} ps -> {}", cli.name, out.brief());
+            assert!(
+                !out.ok() && out.stderr.contains(want),
+                "{who}: {}",
+                out.brief()
+            );
+        }
+    }
     nginx.assert_healthy();
 }
