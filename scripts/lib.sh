@@ -22,6 +22,17 @@ need_pkgs() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Installs Python packages (PyPI) that python3 cannot import: need_pip MODULE=REQUIREMENT...
+need_pip() {
+    local missing=() m
+    for m in "$@"; do
+        python3 -c "import ${m%%=*}" 2>/dev/null || missing+=("${m#*=}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "pip install ${missing[*]}"
+    python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+}
+
 build_deps() {
     need_pkgs build-essential clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev python3
 }

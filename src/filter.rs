@@ -16,7 +16,7 @@ use ngx::http::{HttpModuleLocationConf, Request};
 use ngx::ngx_log_error;
 
 use crate::tunnel::{self, Mode};
-use crate::{guard, DockerStreamModule};
+use crate::{guard, reset, DockerStreamModule};
 use docker_stream_logic::content_type::stream_type;
 
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
@@ -101,6 +101,16 @@ unsafe fn extend_read_timeout(
     Ok(())
 }
 
+/// An ordinary response (no hijack) whose body ends when the daemon closes, read
+/// without buffering.
+unsafe fn ends_at_close(r: *mut ngx_http_request_t, u: *mut ngx_http_upstream_t) -> bool {
+    (*u).buffering() == 0
+        && (*u).headers_in.content_length_n < 0
+        && (*u).headers_in.chunked() == 0
+        && (*r).headers_out.status != NGX_HTTP_SWITCHING_PROTOCOLS as usize
+        && !is_stream_2xx(r)
+}
+
 /// Top of the chain, for every protocol: stream the daemon's responses, and refuse a
 /// hijack to HTTP/2 and HTTP/3 clients, which have no way to carry it.
 unsafe extern "C" fn top_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -120,6 +130,9 @@ unsafe extern "C" fn top_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
                 }
                 if extend_read_timeout(r, u).is_err() {
                     return NGX_ERROR as ngx_int_t;
+                }
+                if ends_at_close(r, u) {
+                    reset::end_at_reset(u);
                 }
             }
             if (*r).http_version >= NGX_HTTP_VERSION_20 as usize && is_stream_2xx(r) {

@@ -20,6 +20,7 @@ mod conf;
 mod direction;
 mod filter;
 mod guard;
+mod reset;
 mod splice;
 mod tls;
 mod tunnel;

@@ -35,6 +35,21 @@ impl FakeDaemon {
     where
         F: Fn(Head, BufReader<UnixStream>) + Send + Sync + 'static,
     {
+        Self::start_reading(script, true)
+    }
+
+    /// A daemon that reads only request heads, never their bodies.
+    pub fn start_body_unread<F>(script: F) -> FakeDaemon
+    where
+        F: Fn(Head, BufReader<UnixStream>) + Send + Sync + 'static,
+    {
+        Self::start_reading(script, false)
+    }
+
+    fn start_reading<F>(script: F, read_body: bool) -> FakeDaemon
+    where
+        F: Fn(Head, BufReader<UnixStream>) + Send + Sync + 'static,
+    {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fake.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -46,7 +61,7 @@ impl FakeDaemon {
                 thread::spawn(move || {
                     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
                     let mut r = BufReader::new(conn);
-                    if let Some(head) = read_head(&mut r) {
+                    if let Some(head) = read_head_only(&mut r, read_body) {
                         script(head, r);
                     }
                 });
@@ -108,6 +123,10 @@ where
 
 /// Reads a request head and, if it has a Content-Length, its body.
 pub fn read_head(r: &mut BufReader<UnixStream>) -> Option<Head> {
+    read_head_only(r, true)
+}
+
+fn read_head_only(r: &mut BufReader<UnixStream>, read_body: bool) -> Option<Head> {
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
     if line.is_empty() {
@@ -132,6 +151,7 @@ pub fn read_head(r: &mut BufReader<UnixStream>) -> Option<Head> {
     };
     if let Some(n) = head
         .header("content-length")
+        .filter(|_| read_body)
         .and_then(|v| v.parse::<usize>().ok())
     {
         let mut body = vec![0; n];

@@ -782,3 +782,60 @@ fn pipelined_request_behind_a_hijack_is_stream_data() {
     );
     nginx.assert_healthy();
 }
+
+/// A daemon that answers without reading the whole request body and closes: its kernel
+/// resets the connection (as dockerd does on docker-py's builds over HTTP/1.0). A body
+/// that ends at the close ends there, with its last chunk; a body with a length that the
+/// reset cuts short stays cut short (no clean end the client could trust).
+#[test]
+fn reset_after_the_response_ends_a_close_delimited_body() {
+    let fake = FakeDaemon::start_body_unread(|h, mut r| {
+        let framed = h.request_line.contains("framed");
+        let head = if framed {
+            "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        } else {
+            "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n\r\n"
+        };
+        let _ = write_all(&mut r, head.as_bytes());
+        let _ = write_all(
+            &mut r,
+            b"{\"stream\":\"Step 1/1\"}\n{\"stream\":\"Successfully built\"}\n",
+        );
+        // Dropped with most of the request body unread: a reset, not a close.
+    });
+    let body = "x".repeat(200_000);
+    for (path, want_clean) in [("/v1.41/build", true), ("/v1.41/build?framed=1", false)] {
+        let nginx = nginx_for(&fake, Recipe::Defaults);
+        let mut conn = Conn::connect(&nginx.addr());
+        conn.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let r = raw::read_head(&mut conn);
+        assert_eq!(r.status(), 200, "{r:?}");
+        let (got, _) = read_to_eof(&mut conn, r.rest.clone(), Duration::from_secs(10));
+        let text = String::from_utf8_lossy(&got);
+        let clean = if want_clean {
+            r.header("Transfer-Encoding") == Some("chunked") && text.ends_with("\r\n0\r\n\r\n")
+        } else {
+            got.len() >= 100
+        };
+        println!("  {path}: clean end {clean}, {text:?}");
+        assert!(text.contains("Successfully built"), "{path}: {text:?}");
+        assert_eq!(clean, want_clean, "{path}: {text:?}\n{}", nginx.error_log());
+        let log = nginx.error_log();
+        if want_clean {
+            assert!(
+                log.contains("the daemon reset the connection after its response"),
+                "{log}"
+            );
+        } else {
+            assert!(!log.contains("the daemon reset the connection"), "{log}");
+        }
+        nginx.assert_healthy();
+    }
+}

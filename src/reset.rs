@@ -1,0 +1,58 @@
+//! A daemon that answers before reading the whole request body, over a connection that
+//! ends the response (HTTP/1.0 to the daemon, nginx's default), closes with bytes unread:
+//! its kernel then resets the connection instead of closing it. dockerd does so on every
+//! `POST /build` whose context archive has padding after the end-of-archive blocks, as
+//! docker-py's have. For a response whose end is the close, that reset is its end: nginx
+//! would take it as a failed read and end the response to the client without its last
+//! chunk (docker-py: `IncompleteRead(0 bytes read)`).
+
+use nginx_sys::{
+    ngx_connection_log_error_e_NGX_ERROR_IGNORE_ECONNRESET as IGNORE_ECONNRESET, ngx_connection_t,
+    ngx_http_upstream_t, ngx_io, u_char, NGX_LOG_INFO,
+};
+use ngx::ngx_log_error;
+
+/// Takes a reset of the daemon's plain connection as the end of a response that ends at
+/// the close. TLS connections keep nginx's handling: there a reset is no end (the end is
+/// the daemon's close_notify).
+///
+/// # Safety
+/// `u` is the upstream of a request whose response head nginx has processed.
+pub unsafe fn end_at_reset(u: *mut ngx_http_upstream_t) {
+    let pc = (*u).peer.connection;
+    if pc.is_null() || !(*pc).ssl.is_null() {
+        return;
+    }
+    match ((*pc).recv, ngx_io.recv) {
+        // By address: the plain socket recv nginx gives every connection.
+        (Some(a), Some(b)) if a as usize == b as usize => {}
+        _ => return,
+    }
+    // ngx_unix_recv() then answers a reset with 0 and no log line; `recv` tells it from
+    // the close it answers the same way.
+    (*pc).set_log_error(IGNORE_ECONNRESET);
+    (*pc).recv = Some(recv);
+}
+
+unsafe extern "C" fn recv(
+    c: *mut ngx_connection_t,
+    buf: *mut u_char,
+    size: usize,
+) -> libc::ssize_t {
+    let Some(plain) = ngx_io.recv else {
+        return nginx_sys::NGX_ERROR as libc::ssize_t;
+    };
+    let n = plain(c, buf, size);
+    // SAFETY: nginx calls recv with its live connection.
+    let rev = unsafe { &mut *(*c).read };
+    if n == 0 && rev.eof() == 0 {
+        rev.set_eof(1);
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            (*c).log,
+            "docker_stream: the daemon reset the connection after its response, with request \
+             bytes unread; the response ends there"
+        );
+    }
+    n
+}
