@@ -553,10 +553,15 @@ pub fn baseline(cli: &Cli, case: &Case) -> Out {
 /// Runs every case with every CLI against `host` and compares each with the direct
 /// socket. Returns the table to print and the differing cases, described.
 pub fn compare_all(host: &str, label: &str) -> (String, Vec<String>) {
+    compare(host, label, |_| true)
+}
+
+/// [`compare_all`] for the cases `which` selects.
+pub fn compare(host: &str, label: &str, which: impl Fn(&Case) -> bool) -> (String, Vec<String>) {
     let mut table = format!("\n{label}\n");
     let mut failures = Vec::new();
     for cli in Cli::all() {
-        for case in all() {
+        for case in all().into_iter().filter(|c| which(c)) {
             let want = baseline(&cli, &case);
             let got = (case.run)(&Ctx {
                 cli: &cli,
@@ -588,11 +593,20 @@ pub fn compare_all(host: &str, label: &str) -> (String, Vec<String>) {
 /// side (stock nginx hangs some until the client gives up). Returns the names of the
 /// cases that differ from the direct socket, and the table to print.
 pub fn control(host: &str, label: &str) -> (Vec<&'static str>, String) {
+    control_of(host, label, |_| true)
+}
+
+/// [`control`] for the cases `which` selects.
+pub fn control_of(
+    host: &str,
+    label: &str,
+    which: impl Fn(&Case) -> bool,
+) -> (Vec<&'static str>, String) {
     let cli = Cli::all()
         .into_iter()
         .find(|c| c.name == "cli28")
         .expect("docker CLI 28");
-    let cases: Vec<Case> = all();
+    let cases: Vec<Case> = all().into_iter().filter(|c| which(c)).collect();
     let results: Vec<(bool, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .iter()

@@ -125,16 +125,7 @@ impl PrivateDockerd {
 
     /// `GET /_ping` answers `OK`.
     pub fn answers(&self) -> bool {
-        let Ok(mut s) = UnixStream::connect(self.sock()) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
-            return false;
-        }
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")
+        answers_ping(&self.sock())
     }
 
     /// SIGTERM and wait; the time it took, `None` if it did not exit within `limit`.
@@ -168,22 +159,7 @@ impl PrivateDockerd {
 
     /// Copies the test image from the shared daemon (`docker save | docker load`).
     pub fn load_test_image(&self) {
-        let saved = docker(
-            &Cli::setup(),
-            &crate::shared_host(),
-            &["save", &crate::image()],
-            Input::None,
-            Duration::from_secs(60),
-        );
-        assert!(saved.ok(), "docker save: {}", saved.brief());
-        let loaded = docker(
-            &Cli::setup(),
-            &self.host(),
-            &["load"],
-            Input::Bytes(saved.stdout),
-            Duration::from_secs(60),
-        );
-        assert!(loaded.ok(), "docker load: {}", loaded.brief());
+        load_test_image_into(&self.host());
     }
 
     pub fn log_tail(&self) -> String {
@@ -191,6 +167,41 @@ impl PrivateDockerd {
         let lines: Vec<_> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
+}
+
+/// Whether the daemon (dockerd or podman) on the unix socket `sock` answers `/_ping`.
+pub fn answers_ping(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")
+}
+
+/// Copies the test image from the shared daemon to the daemon at `host`
+/// (`docker save | docker load`).
+pub fn load_test_image_into(host: &str) {
+    let saved = docker(
+        &Cli::setup(),
+        &crate::shared_host(),
+        &["save", &crate::image()],
+        Input::None,
+        Duration::from_secs(60),
+    );
+    assert!(saved.ok(), "docker save: {}", saved.brief());
+    let loaded = docker(
+        &Cli::setup(),
+        host,
+        &["load"],
+        Input::Bytes(saved.stdout),
+        Duration::from_secs(60),
+    );
+    assert!(loaded.ok(), "docker load into {host}: {}", loaded.brief());
 }
 
 /// Bridges of private daemons whose test process was killed (its `Drop` never ran):

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod dockerd;
 pub mod fake;
 pub mod nginx;
+pub mod podman;
 pub mod raw;
 
 use std::path::PathBuf;

@@ -103,12 +103,6 @@ fn tls_legs_matrix_and_control() {
     let daemon = tls_daemon(&certs, port);
     nds_tests::use_docker_sock(daemon.sock());
 
-    // The daemon's own TLS, directly: what every proxied leg is measured against.
-    let direct_tls = tls_host(&format!("127.0.0.1:{port}"), &certs.path("good"));
-    let (table, failures) = cases::compare_all(&direct_tls, "direct TLS daemon (no nginx)");
-    println!("{table}");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-
     // Each leg with the module (nginx defaults, and docker-api.conf on both legs), and
     // with stock nginx, side by side.
     let runs: Vec<(Legs, Recipe)> = Legs::ALL
