@@ -321,7 +321,7 @@ render_tenants() {
                 return 403 '{\"message\": \"access denied by the Docker API proxy: tenant $name is read-only\"}\\n';
             }"$'\n'
         fi
-        loc+="            include /etc/nginx/docker-api.conf;
+        loc+="            include $api_conf;
             # The normalized path, as the allow-list checked it (a named location's
             # proxy_pass takes no URI part).
             rewrite ^ \$uri break;
@@ -531,7 +531,10 @@ if [ "$auth" = 1 ]; then
             proxy_set_header Transfer-Encoding \"\";
             # What is asked, by whom (set here, so a client cannot forge them).
             proxy_set_header X-Original-Method \$request_method;
-            proxy_set_header X-Original-URI \$request_uri;
+            # The path as the daemon will receive it (normalized, escaped), and the
+            # request target as the client sent it.
+            proxy_set_header X-Original-URI \$docker_uri;
+            proxy_set_header X-Original-Raw-URI \$request_uri;
             proxy_set_header X-Forwarded-For \$remote_addr;
             proxy_set_header X-Forwarded-Proto \$scheme;
             proxy_set_header X-Client-Cert-Subject \$ssl_client_s_dn;
@@ -571,11 +574,52 @@ shutdown_timeout=${SHUTDOWN_TIMEOUT:-5s}
 [[ $shutdown_timeout =~ ^[0-9]+(ms|s|m)?$ ]] || die "SHUTDOWN_TIMEOUT=$shutdown_timeout: use an nginx time (5s, 500ms)"
 if [ "$ACCESS_LOG" = 1 ]; then access_log="/dev/stdout nds"; else access_log=off; fi
 
+# --- capacity and limits --------------------------------------------------------------
+
+# Every tunnel (run, exec, attach) holds two connections, the client's and the daemon's.
+worker_connections=${WORKER_CONNECTIONS:-10240}
+[[ $worker_connections =~ ^[1-9][0-9]{1,6}$ ]] && [ "$worker_connections" -le 1048576 ] \
+    || die "WORKER_CONNECTIONS=$worker_connections: use a number from 10 to 1048576"
+# File descriptors: one per connection, two per splice pipe of bulk transfers, some files.
+nofile=$((2 * worker_connections + 64))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$nofile" -gt "$hard" ]; then
+    nofile=$hard
+    if [ "$worker_connections" -gt $((hard - 64)) ]; then
+        log "warning: WORKER_CONNECTIONS=$worker_connections but the container may open only $hard files (raise it: docker run --ulimit nofile=$((2 * worker_connections + 64)))"
+    fi
+fi
+limit_http= limit_location= limit_server=
+per_client=${MAX_CONNECTIONS_PER_CLIENT:-}
+if [ -n "$per_client" ]; then
+    [[ $per_client =~ ^[1-9][0-9]{0,6}$ ]] || die "MAX_CONNECTIONS_PER_CLIENT=$per_client: use a number from 1"
+    limit_http="    # MAX_CONNECTIONS_PER_CLIENT: requests in progress (a tunnel is one for as long as
+    # it lasts) per client: its verified certificate, else its address.
+    map \$docker_client_sha256 \$nds_client_key {
+        \"\" \$binary_remote_addr;
+        default \$docker_client_sha256;
+    }
+    limit_conn_zone \$nds_client_key zone=nds_clients:10m;"
+    limit_location="            limit_conn nds_clients $per_client;
+            limit_conn_status 429;
+            error_page 429 = @nds_too_many;"
+    limit_server="        location @nds_too_many {
+            return 429 '{\"message\": \"the Docker API proxy: too many concurrent requests from this client (MAX_CONNECTIONS_PER_CLIENT=$per_client)\"}\\n';
+        }"
+fi
+# An idle limit for tunnels (docker_stream_timeout); none by default, as on the socket.
+idle=${STREAM_IDLE_TIMEOUT:-off}
+[[ $idle =~ ^(off|[0-9]+(ms|s|m|h|d)?)$ ]] || die "STREAM_IDLE_TIMEOUT=$idle: use an nginx time (30m, 1h) or off"
+api_conf=/etc/nginx/nds-docker-api.conf
+grep -q '^docker_stream_timeout off;$' /etc/nginx/docker-api.conf \
+    || die "/etc/nginx/docker-api.conf: no 'docker_stream_timeout off;' line to set STREAM_IDLE_TIMEOUT in"
+sed "s/^docker_stream_timeout off;\$/docker_stream_timeout $idle;/" /etc/nginx/docker-api.conf >"$api_conf"
+
 # --- render ---------------------------------------------------------------------------
 
 route= daemon_locations= http_include= log_tenant=
 if [ "$gateway" = 0 ]; then
-    route="            include /etc/nginx/docker-api.conf;
+    route="            include $api_conf;
             # The URI part (\"/\") makes nginx send the normalized, re-escaped \$uri rather
             # than the client's raw request line.
             proxy_pass $proxy_pass;
@@ -608,6 +652,8 @@ else
         }"
 fi
 
+export NDS_WORKER_CONNECTIONS=$worker_connections NDS_RLIMIT_NOFILE=$nofile \
+    NDS_LIMIT_HTTP=$limit_http NDS_LIMIT_LOCATION=$limit_location NDS_LIMIT_SERVER=$limit_server
 export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$workers \
     NDS_ERROR_LOG_LEVEL=$level NDS_SHUTDOWN_TIMEOUT=$shutdown_timeout \
     NDS_ACCESS_LOG=$access_log NDS_LISTEN_DIRECTIVES=$listen_directives \
@@ -617,7 +663,8 @@ export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$worker
 envsubst '${NDS_WORKER_USER} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
     ${NDS_SHUTDOWN_TIMEOUT} ${NDS_ACCESS_LOG} ${NDS_LISTEN_DIRECTIVES}
     ${NDS_TLS_DIRECTIVES} ${NDS_AUTH_LOCATION} ${NDS_AUTH_SERVER} ${NDS_ROUTE}
-    ${NDS_DAEMON_LOCATIONS} ${NDS_HTTP_INCLUDE} ${NDS_LOG_TENANT}' \
+    ${NDS_DAEMON_LOCATIONS} ${NDS_HTTP_INCLUDE} ${NDS_LOG_TENANT} ${NDS_WORKER_CONNECTIONS}
+    ${NDS_RLIMIT_NOFILE} ${NDS_LIMIT_HTTP} ${NDS_LIMIT_LOCATION} ${NDS_LIMIT_SERVER}' \
     <"$share/nginx.conf.template" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 
@@ -677,6 +724,7 @@ security="TLS: off"
 [ "$tls" = 0 ] || security="TLS: $tls_cert$([ "$verify" = 0 ] && echo ', no client certificates' || echo ", client certificates from $tls_ca")${tls_crl:+, CRL $tls_crl}"
 [ "$upstream_tls" = 0 ] || security+="; to the daemon: TLS, name $up_name verified: $UPSTREAM_TLS_VERIFY${up_cert:+, client certificate $up_cert}"
 [ "$auth" = 0 ] || security+="; auth_request: $auth_url"
+security+="; worker_connections $worker_connections${per_client:+, per client $per_client}; tunnels idle: $idle"
 log "Docker API proxy: $listen_directives -> $upstream_display; $security; POST=$POST; granted:$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
 [ "$gateway" = 1 ] || exec "$@"
 

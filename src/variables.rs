@@ -1,6 +1,11 @@
 //! `$docker_stream`: "upgrade" when the module switched the response to a tunnel, "101"
 //! when the daemon answered 101 itself, empty otherwise.
 //!
+//! `$docker_uri`: the request's normalized path, escaped as `proxy_pass` with a URI part
+//! sends it to the daemon, and its query: what a daemon behind this location receives,
+//! safe to put in a header (nginx's `$uri` is decoded: a `%0d%0a` in it would split the
+//! header line). In a subrequest (`auth_request`), the main request's.
+//!
 //! `$docker_client_sha256`: the SHA-256 fingerprint of the client's certificate (64
 //! lowercase hex digits, as `openssl x509 -noout -fingerprint -sha256` prints it without
 //! colons), only once nginx verified it; empty otherwise. nginx's own
@@ -10,8 +15,9 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t,
-    ngx_pnalloc, ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
+    ngx_conf_t, ngx_escape_uri, ngx_http_add_variable, ngx_http_request_t,
+    ngx_http_variable_value_t, ngx_int_t, ngx_pnalloc, ngx_str_t, NGX_ERROR, NGX_ESCAPE_URI,
+    NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
 };
 use ngx::ngx_string;
 
@@ -21,8 +27,9 @@ use crate::{guard, tls};
 /// # Safety
 /// `cf` must be the configuration being parsed (preconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let vars: [(ngx_str_t, GetHandler); 2] = [
+    let vars: [(ngx_str_t, GetHandler); 3] = [
         (ngx_string!("docker_stream"), get_docker_stream),
+        (ngx_string!("docker_uri"), get_docker_uri),
         (ngx_string!("docker_client_sha256"), get_client_sha256),
     ];
     for (mut name, handler) in vars {
@@ -103,6 +110,39 @@ unsafe extern "C" fn get_client_sha256(
             let out = core::slice::from_raw_parts_mut(hex, digest.len() * 2);
             docker_stream_logic::hex::encode_lower(&digest, out);
             Ok((hex.cast_const(), out.len()))
+        }
+    })
+}
+
+unsafe extern "C" fn get_docker_uri(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    get(r, v, |r| {
+        // SAFETY: nginx passes a live request; the value lives in its pool.
+        unsafe {
+            // The main request's: in an auth_request subrequest, the request it checks.
+            let m = (*r).main;
+            let (uri, args) = (&(*m).uri, &(*m).args);
+            let escapes = ngx_escape_uri(ptr::null_mut(), uri.data, uri.len, NGX_ESCAPE_URI as _);
+            let query = if args.len > 0 { 1 + args.len } else { 0 };
+            let len = uri.len + 2 * escapes + query;
+            let out = ngx_pnalloc((*r).pool, len).cast::<u8>();
+            if out.is_null() {
+                return Err(());
+            }
+            if escapes == 0 {
+                ptr::copy_nonoverlapping(uri.data, out, uri.len);
+            } else {
+                ngx_escape_uri(out, uri.data, uri.len, NGX_ESCAPE_URI as _);
+            }
+            if query > 0 {
+                let at = out.add(uri.len + 2 * escapes);
+                *at = b'?';
+                ptr::copy_nonoverlapping(args.data, at.add(1), args.len);
+            }
+            Ok((out.cast_const(), len))
         }
     })
 }

@@ -30,6 +30,14 @@ impl Conn {
         }
     }
 
+    /// Closes with a reset (RST), as the kernel does for a process killed with unread
+    /// input: no half-close a proxy could take for the end of stdin.
+    pub fn reset(self) {
+        if let Conn::Tcp(s) = &self {
+            set_linger_zero(s);
+        }
+    }
+
     pub fn shutdown_write(&self) {
         let _ = match self {
             Conn::Tcp(s) => s.shutdown(Shutdown::Write),
@@ -167,4 +175,24 @@ pub fn demux(mut data: &[u8]) -> (Vec<u8>, Vec<u8>) {
         data = &data[8 + size..];
     }
     (out, err)
+}
+
+/// `SO_LINGER` 0: closing the socket sends RST instead of FIN.
+pub fn set_linger_zero(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a linger struct of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -427,7 +426,7 @@ fn raw_session(
             break;
         }
         if abort.load(Ordering::SeqCst) {
-            set_linger_zero(&conn);
+            nds_tests::raw::set_linger_zero(&conn);
             out.ended = Some(Instant::now());
             how = Some("aborted (RST)".into());
             break;
@@ -473,24 +472,6 @@ fn raw_session(
         }
     );
     out
-}
-
-fn set_linger_zero(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket and a linger struct of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
 }
 
 fn timed_out(e: &std::io::Error) -> bool {

@@ -281,6 +281,21 @@ fn image_refuses_unsafe_or_contradictory_settings() {
         ),
         (&[], false, "no Docker socket at /var/run/docker.sock"),
         (
+            &["WORKER_CONNECTIONS=lots"],
+            true,
+            "WORKER_CONNECTIONS=lots: use a number from 10 to 1048576",
+        ),
+        (
+            &["MAX_CONNECTIONS_PER_CLIENT=0"],
+            true,
+            "MAX_CONNECTIONS_PER_CLIENT=0: use a number from 1",
+        ),
+        (
+            &["STREAM_IDLE_TIMEOUT=soon"],
+            true,
+            "STREAM_IDLE_TIMEOUT=soon: use an nginx time",
+        ),
+        (
             &["UPSTREAM=https://127.0.0.1:2376"],
             true,
             "no CA to verify the daemon's certificate",
@@ -348,6 +363,11 @@ fn image_refuses_unsafe_or_contradictory_settings() {
             "ACCESS_LOG=0",
         ],
         &["UPSTREAM=https://127.0.0.1:2376", "UPSTREAM_TLS_VERIFY=0"],
+        &[
+            "WORKER_CONNECTIONS=100000",
+            "MAX_CONNECTIONS_PER_CLIENT=50",
+            "STREAM_IDLE_TIMEOUT=2h",
+        ],
     ];
     for env in accepted {
         let out = check(env, true);
@@ -877,6 +897,26 @@ fn image_auth_request() {
     assert!(
         last.contains("X-Original-URI: /_ping\r\n") && !last.contains("forged"),
         "{last}"
+    );
+    // The service sees the path the daemon will receive (normalized, escaped, with the
+    // query), and the raw target beside it.
+    let (status, _, body) = raw(
+        &proxy.addr(),
+        "GET",
+        "/_ping/../v1.41/containers//a%20b/json?size=1",
+        "X-Auth-Token: good\r\n",
+    );
+    let last = auth.seen().pop().unwrap();
+    println!("  dot segments: {status} {body:?}\n{last}");
+    assert!(
+        last.contains("X-Original-URI: /v1.41/containers/a%20b/json?size=1\r\n")
+            && last
+                .contains("X-Original-Raw-URI: /_ping/../v1.41/containers//a%20b/json?size=1\r\n"),
+        "{last}"
+    );
+    assert_eq!(
+        status, 404,
+        "the daemon's answer for a container named 'a b': {body}"
     );
     drop(proxy);
 
