@@ -76,6 +76,19 @@ unsafe fn get(
     })
 }
 
+/// `len` bytes from the request's pool, freed with it.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn pool_bytes(r: *mut ngx_http_request_t, len: usize) -> Result<*mut u8, ()> {
+    let p = ngx_pnalloc((*r).pool, len).cast::<u8>();
+    if p.is_null() {
+        Err(())
+    } else {
+        Ok(p)
+    }
+}
+
 unsafe extern "C" fn get_docker_stream(
     r: *mut ngx_http_request_t,
     v: *mut ngx_http_variable_value_t,
@@ -103,10 +116,7 @@ unsafe extern "C" fn get_client_sha256(
             let Some(digest) = tls::verified_client_sha256((*r).connection) else {
                 return Ok((ptr::null(), 0));
             };
-            let hex = ngx_pnalloc((*r).pool, digest.len() * 2).cast::<u8>();
-            if hex.is_null() {
-                return Err(());
-            }
+            let hex = pool_bytes(r, digest.len() * 2)?;
             let out = core::slice::from_raw_parts_mut(hex, digest.len() * 2);
             docker_stream_logic::hex::encode_lower(&digest, out);
             Ok((hex.cast_const(), out.len()))
@@ -128,10 +138,7 @@ unsafe extern "C" fn get_docker_uri(
             let escapes = ngx_escape_uri(ptr::null_mut(), uri.data, uri.len, NGX_ESCAPE_URI as _);
             let query = if args.len > 0 { 1 + args.len } else { 0 };
             let len = uri.len + 2 * escapes + query;
-            let out = ngx_pnalloc((*r).pool, len).cast::<u8>();
-            if out.is_null() {
-                return Err(());
-            }
+            let out = pool_bytes(r, len)?;
             if escapes == 0 {
                 ptr::copy_nonoverlapping(uri.data, out, uri.len);
             } else {
