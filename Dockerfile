@@ -46,6 +46,8 @@ RUN apt-get update \
  && ln -sf /dev/stderr /var/log/nginx/error.log
 COPY --from=build /out/ngx_http_docker_stream_module.so /usr/lib/nginx/modules/
 COPY nginx-config/docker-api.conf /etc/nginx/docker-api.conf
+COPY image/error-pages.conf /etc/nginx/nds-error-pages.conf
+COPY image/error-locations.conf /etc/nginx/nds-error-locations.conf
 COPY image/nginx.conf.template image/upstream-tls.conf.template image/allowlist /usr/local/share/nds/
 COPY image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 # The module loads into this nginx and the default settings render a valid configuration.

@@ -326,7 +326,8 @@ render_tenants() {
             # proxy_pass takes no URI part).
             rewrite ^ \$uri break;
             proxy_pass $scheme://nds_tenant_$name;
-            error_page 502 = @nds_tenant_no_daemon;"$'\n'
+            error_page 502 = @nds_tenant_no_daemon;
+            include /etc/nginx/nds-error-pages.conf;"$'\n'
         if [ "$scheme" = https ]; then
             tlsdir=${tlsdir:-$upstream_certdir}
             [ -d "$tlsdir" ] || die "$at: tls=$tlsdir: no such directory (mount ca.pem, cert.pem and key.pem for tenant $name's daemon there)"

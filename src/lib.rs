@@ -18,6 +18,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf};
 
 mod conf;
 mod direction;
+mod expect;
 mod filter;
 mod guard;
 mod reset;
@@ -40,7 +41,10 @@ impl HttpModule for DockerStreamModule {
         variables::register(cf)
     }
 
-    unsafe extern "C" fn postconfiguration(_cf: *mut ngx_conf_t) -> ngx_int_t {
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t {
+            return nginx_sys::NGX_ERROR as ngx_int_t;
+        }
         filter::install_core_filters()
     }
 

@@ -839,3 +839,48 @@ fn reset_after_the_response_ends_a_close_delimited_body() {
         nginx.assert_healthy();
     }
 }
+
+/// `Expect: 100-continue`: a request refused before the content phase gets its refusal
+/// and no `100 Continue` (the client never sends a body to be thrown away); a proxied
+/// one gets the 100, then the daemon's answer. The control, stock nginx, sends 100 before
+/// the refusal.
+#[test]
+fn expect_100_continue_only_where_the_body_is_wanted() {
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            b"HTTP/1.1 201 Created\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n{}\n",
+        );
+    });
+    let first_line = |nginx: &Nginx, path: &str| -> (String, Conn) {
+        let mut conn = Conn::connect(&nginx.addr());
+        conn.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+                 Content-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let r = raw::read_head(&mut conn);
+        (r.status_line.clone(), conn)
+    };
+    for module in [true, false] {
+        let mut conf = NginxConf::new(module, Recipe::WebSocket, &fake.upstream());
+        conf.server = "location /refused { return 403 '{\"message\": \"no\"}'; }".into();
+        let nginx = Nginx::start(&conf);
+        let (refused, _) = first_line(&nginx, "/refused/containers/create");
+        let (proxied, mut conn) = first_line(&nginx, "/containers/create");
+        println!("  module {module}: refused -> {refused:?}, proxied -> {proxied:?}");
+        assert_eq!(proxied, "HTTP/1.1 100 Continue", "module {module}");
+        conn.write_all(b"{}").unwrap();
+        let r = raw::read_head(&mut conn);
+        assert_eq!(r.status(), 201, "{r:?}");
+        if module {
+            assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        } else {
+            assert_eq!(refused, "HTTP/1.1 100 Continue", "the control");
+        }
+        nginx.assert_healthy();
+    }
+}

@@ -123,6 +123,17 @@ fn image_defaults_are_read_only_and_narrow() {
         println!("  {:5} run        {}", cli.name, run.brief());
         assert!(!run.ok() && run.stderr.contains(DENIED), "{}", run.brief());
     }
+    // A refused request with `Expect: 100-continue` gets its 403 and no `100 Continue`.
+    let mut conn = nds_tests::raw::Conn::connect(&proxy.addr());
+    std::io::Write::write_all(
+        &mut conn,
+        b"POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+          Content-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let r = nds_tests::raw::read_head(&mut conn);
+    println!("  Expect: 100-continue, refused: {}", r.status_line);
+    assert_eq!(r.status(), 403, "{r:?}");
 }
 
 /// (c) The allow-list is decided on nginx's normalized $uri, and that same path is what
@@ -918,6 +929,26 @@ fn image_auth_request() {
         status, 404,
         "the daemon's answer for a container named 'a b': {body}"
     );
+    // The internal location of the authentication service, asked directly, and headers
+    // too large: nginx's own answers, in JSON.
+    let (status, ctype, body) = raw(&proxy.addr(), "GET", "/_nds_auth", "X-Auth-Token: good\r\n");
+    assert_eq!(
+        (status, ctype.as_str()),
+        (404, "application/json"),
+        "{body}"
+    );
+    assert!(
+        body.contains("the Docker API proxy: no such page (404)"),
+        "{body}"
+    );
+    let huge = format!("X-Auth-Token: good\r\nX-Big: {}\r\n", "b".repeat(20_000));
+    let (status, ctype, body) = raw(&proxy.addr(), "GET", "/_ping", &huge);
+    assert_eq!(
+        (status, ctype.as_str()),
+        (400, "application/json"),
+        "{body}"
+    );
+    assert!(body.contains("request headers too large (494)"), "{body}");
     drop(proxy);
 
     // Down, and hung (AUTH_TIMEOUT).

@@ -1,0 +1,113 @@
+//! `Expect: 100-continue`. nginx sends `100 Continue` as soon as anything reads or
+//! discards the request body, and refusing a request discards it: a request that a
+//! `return 403` (the image's allow-list), `auth_request` or `limit_conn` refuses got
+//! `100 Continue` first, inviting the client to send a body only to throw it away. The
+//! module holds the 100 back until the request reaches a location that hands it to a
+//! content handler (`proxy_pass`): refusals in the phases before answer without it.
+
+use core::ptr;
+
+use nginx_sys::{
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
+    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add,
+    ngx_pool_cleanup_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_VERSION_11, NGX_OK,
+};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+
+use crate::{guard, DockerStreamModule};
+
+const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
+
+/// # Safety
+/// `cf` is the configuration being parsed (postconfiguration).
+pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    for (phase, handler) in [
+        (ngx_http_phases_NGX_HTTP_POST_READ_PHASE, hold as HandlerFn),
+        (
+            ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
+            release as HandlerFn,
+        ),
+    ] {
+        let h =
+            ngx_array_push(&mut cmcf.phases[phase as usize].handlers).cast::<ngx_http_handler_pt>();
+        if h.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        *h = Some(handler);
+    }
+    NGX_OK as ngx_int_t
+}
+
+type HandlerFn = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
+
+/// The mark that this module held the 100 back: a pool cleanup entry with this handler
+/// (the pool outlives internal redirects, which clear module contexts).
+unsafe extern "C" fn held_mark(_data: *mut core::ffi::c_void) {}
+
+unsafe fn find_mark(r: *mut ngx_http_request_t) -> *mut ngx_pool_cleanup_t {
+    let mut c = (*(*r).pool).cleanup;
+    while !c.is_null() {
+        if (*c)
+            .handler
+            .is_some_and(|h| h as usize == held_mark as *const () as usize)
+        {
+            return c;
+        }
+        c = (*c).next;
+    }
+    ptr::null_mut()
+}
+
+/// Post-read: an HTTP/1.1 request with `Expect` has its test marked done, so that a
+/// refusal sends no 100.
+unsafe extern "C" fn hold(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard::catch_status(log, || {
+        // SAFETY: nginx passes a live request to phase handlers.
+        unsafe {
+            if r != (*r).main
+                || (*r).http_version != NGX_HTTP_VERSION_11 as usize
+                || (*r).headers_in.expect.is_null()
+                || (*r).expect_tested() != 0
+            {
+                return DECLINED;
+            }
+            let mark = ngx_pool_cleanup_add((*r).pool, 0);
+            if mark.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            (*mark).handler = Some(held_mark);
+            (*r).set_expect_tested(1);
+            DECLINED
+        }
+    })
+}
+
+/// Pre-content: the request goes on to a content handler (or to a location where the
+/// module is off): nginx's own 100 again, sent when the body is read.
+unsafe extern "C" fn release(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard::catch_status(log, || {
+        // SAFETY: nginx passes a live request to phase handlers.
+        unsafe {
+            if r != (*r).main || (*r).headers_in.expect.is_null() {
+                return DECLINED;
+            }
+            let mark = find_mark(r);
+            if mark.is_null() {
+                return DECLINED;
+            }
+            let has_handler =
+                NgxHttpCoreModule::location_conf(&*r).is_some_and(|c| c.handler.is_some());
+            let module_on = DockerStreamModule::location_conf(&*r).is_some_and(|c| c.enabled());
+            if has_handler || !module_on {
+                (*mark).handler = None;
+                (*r).set_expect_tested(0);
+            }
+            DECLINED
+        }
+    })
+}
