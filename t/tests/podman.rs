@@ -26,23 +26,34 @@ fn podman_behind_the_module() {
     podman.load_test_image();
     use_docker_sock(podman.sock());
     let upstream = format!("unix:{}", podman.sock().display());
-    let mut failures = Vec::new();
-    for recipe in [Recipe::Defaults, Recipe::Recommended] {
-        let mut conf = NginxConf::new(true, recipe, &upstream);
-        conf.http = cases::READ_TIMEOUT.into();
-        let nginx = Nginx::start(&conf);
-        let (table, f) = cases::compare(
-            &nginx.host(),
-            &format!("podman, {recipe:?} (module loaded)"),
-            hijacking,
-        );
-        println!("{table}");
-        nginx.assert_healthy();
-        failures.extend(
-            f.into_iter()
-                .map(|f| format!("{recipe:?}: {f}\n{}", nginx.error_log())),
-        );
-    }
+    // Both recipes side by side (the baselines are computed once and shared).
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = [Recipe::Defaults, Recipe::Recommended]
+            .into_iter()
+            .map(|recipe| {
+                let upstream = &upstream;
+                s.spawn(move || {
+                    let mut conf = NginxConf::new(true, recipe, upstream);
+                    conf.http = cases::READ_TIMEOUT.into();
+                    let nginx = Nginx::start(&conf);
+                    let (table, f) = cases::compare(
+                        &nginx.host(),
+                        &format!("podman, {recipe:?} (module loaded)"),
+                        hijacking,
+                    );
+                    println!("{table}");
+                    nginx.assert_healthy();
+                    f.into_iter()
+                        .map(|f| format!("{recipe:?}: {f}\n{}", nginx.error_log()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // Raw heads: attach to a `cat`, with and without Upgrade.
