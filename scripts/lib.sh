@@ -33,6 +33,20 @@ need_pip() {
     python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
 }
 
+# The Debian mirror this machine's apt uses (deb822 .sources or one-line .list entries),
+# for `debian-security` when $1 is "security"; empty when none is configured.
+apt_mirror() {
+    local want='/debian/?$' f
+    [ "${1:-}" != security ] || want='/debian-security/?$'
+    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        {
+            sed -n 's/^URIs:[[:space:]]*//p' "$f" | tr ' ' '\n'
+            sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' "$f"
+        } | grep -E "^https?://" | grep -E "$want" | head -n1
+    done | head -n1 | sed 's:/*$::'
+}
+
 build_deps() {
     need_pkgs build-essential clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev python3
 }
