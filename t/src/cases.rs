@@ -564,29 +564,39 @@ pub fn compare(host: &str, label: &str, which: impl Fn(&Case) -> bool) -> (Strin
     let mut table = format!("\n{label}\n");
     let mut failures = Vec::new();
     for cli in Cli::all() {
-        for case in all().into_iter().filter(|c| which(c)) {
-            let want = baseline(&cli, &case);
-            let got = (case.run)(&Ctx {
-                cli: &cli,
-                host,
-                timeout: Duration::from_secs(60),
-            });
-            let same = got == want;
-            table += &format!(
-                "  {:5} {:<30} {}\n",
+        let (t, f) = compare_cli(&cli, host, &which);
+        table += &t;
+        failures.extend(f);
+    }
+    (table, failures)
+}
+
+/// [`compare`] for one CLI: its table lines and the differing cases, described.
+pub fn compare_cli(cli: &Cli, host: &str, which: impl Fn(&Case) -> bool) -> (String, Vec<String>) {
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    for case in all().into_iter().filter(|c| which(c)) {
+        let want = baseline(cli, &case);
+        let got = (case.run)(&Ctx {
+            cli,
+            host,
+            timeout: Duration::from_secs(60),
+        });
+        let same = got == want;
+        table += &format!(
+            "  {:5} {:<30} {}\n",
+            cli.name,
+            case.name,
+            if same { "same as direct" } else { "DIFFERS" }
+        );
+        if !same {
+            failures.push(format!(
+                "{} / {}:\n    direct: {}\n    proxied: {}",
                 cli.name,
                 case.name,
-                if same { "same as direct" } else { "DIFFERS" }
-            );
-            if !same {
-                failures.push(format!(
-                    "{} / {}:\n    direct: {}\n    proxied: {}",
-                    cli.name,
-                    case.name,
-                    want.brief(),
-                    got.brief()
-                ));
-            }
+                want.brief(),
+                got.brief()
+            ));
         }
     }
     (table, failures)

@@ -2,10 +2,9 @@
 //! /usr/sbin/nginx: the hijacking cases of the matrix, both CLIs, against the direct socket.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use nds_tests::cases::{self, Ctx};
-use nds_tests::{direct_host, root, Cli, Nginx, NginxConf, Recipe};
+use nds_tests::cases;
+use nds_tests::{root, Cli, Nginx, NginxConf, Recipe};
 
 #[test]
 fn debian_nginx_with_the_module_matches_the_direct_socket() {
@@ -26,48 +25,24 @@ fn debian_nginx_with_the_module_matches_the_direct_socket() {
     conf.module_file = Some(module);
     conf.http = cases::READ_TIMEOUT.into();
     let nginx = Nginx::start(&conf);
-    let direct = direct_host();
-    let mut failures = Vec::new();
-    for cli in Cli::all() {
-        for case in cases::all()
+    // Both CLIs at once (each case compared with the direct socket, as in the matrix).
+    let host = nginx.host();
+    let results: Vec<(String, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = Cli::all()
             .into_iter()
-            .filter(|c| c.hijack || c.name.starts_with("wait"))
-        {
-            let run = |host: &str| {
-                (case.run)(&Ctx {
-                    cli: &cli,
-                    host,
-                    timeout: Duration::from_secs(60),
+            .map(|cli| {
+                let host = &host;
+                s.spawn(move || {
+                    cases::compare_cli(&cli, host, |c| c.hijack || c.name.starts_with("wait"))
                 })
-            };
-            let want = run(&direct);
-            assert!(
-                want.stdout_str().contains(case.expect),
-                "baseline {}: {}",
-                case.name,
-                want.brief()
-            );
-            let got = run(&nginx.host());
-            println!(
-                "  {:5} {:<30} {}",
-                cli.name,
-                case.name,
-                if got == want {
-                    "same as direct"
-                } else {
-                    "DIFFERS"
-                }
-            );
-            if got != want {
-                failures.push(format!(
-                    "{} / {}: direct {} / proxied {}",
-                    cli.name,
-                    case.name,
-                    want.brief(),
-                    got.brief()
-                ));
-            }
-        }
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut failures = Vec::new();
+    for (table, f) in results {
+        print!("{table}");
+        failures.extend(f);
     }
     nginx.assert_healthy();
     assert!(

@@ -790,6 +790,16 @@ fn pipelined_request_behind_a_hijack_is_stream_data() {
 #[test]
 fn reset_after_the_response_ends_a_close_delimited_body() {
     let fake = FakeDaemon::start_body_unread(|h, mut r| {
+        // Read the body but its last 10,000 bytes, as dockerd leaves a context archive's
+        // padding: nginx has written it all by then, so the answer meets no send error.
+        let len: usize = h
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len.saturating_sub(10_000)];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
         let framed = h.request_line.contains("framed");
         let head = if framed {
             "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
@@ -801,7 +811,7 @@ fn reset_after_the_response_ends_a_close_delimited_body() {
             &mut r,
             b"{\"stream\":\"Step 1/1\"}\n{\"stream\":\"Successfully built\"}\n",
         );
-        // Dropped with most of the request body unread: a reset, not a close.
+        // Dropped with request bytes unread: a reset, not a close.
     });
     let body = "x".repeat(200_000);
     for (path, want_clean) in [("/v1.41/build", true), ("/v1.41/build?framed=1", false)] {
