@@ -224,6 +224,18 @@ impl Certs {
         hex.replace(':', "").to_ascii_lowercase()
     }
 
+    /// A daemon's TLS listener on `port` with the server certificate (`dockerd
+    /// --tlsverify`, clients of the first CA).
+    pub fn daemon_tls(&self, port: u16) -> crate::dockerd::DaemonTls {
+        let server = |f: &str| self.path(&format!("server/{f}"));
+        crate::dockerd::DaemonTls {
+            port,
+            ca: server("ca.pem"),
+            cert: server("server-cert.pem"),
+            key: server("server-key.pem"),
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -157,6 +157,22 @@ impl PrivateDockerd {
         out.stdout_str().trim().to_string()
     }
 
+    /// A container `gw-<name>` of the test image that sleeps 10 minutes, without
+    /// network; its id.
+    pub fn named_sleeper(&self, name: &str) -> String {
+        self.docker(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("gw-{name}"),
+            "--network",
+            "none",
+            &crate::image(),
+            "sleep",
+            "600",
+        ])
+    }
+
     /// Copies the test image from the shared daemon (`docker save | docker load`).
     pub fn load_test_image(&self) {
         load_test_image_into(&self.host());

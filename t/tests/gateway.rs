@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{docker_config, AuthService, Certs};
 use nds_tests::cases::slow_checksum;
 use nds_tests::cli::{docker, docker_env, tls_host, Input};
-use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
+use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{free_port, image, root, Cli, Nginx, NginxConf, Recipe};
 
 struct Tenant {
@@ -198,32 +198,16 @@ fn gateway_routes_each_certificate_to_its_daemon() {
     }
     let crl = certs.crl(&["mallory"]);
     let tls_port = free_port();
-    let server = |f: &str| certs.path(&format!("server/{f}"));
     let daemons = [
         PrivateDockerd::start(),
         PrivateDockerd::start(),
-        PrivateDockerd::start_with(Some(DaemonTls {
-            port: tls_port,
-            ca: server("ca.pem"),
-            cert: server("server-cert.pem"),
-            key: server("server-key.pem"),
-        })),
+        PrivateDockerd::start_with(Some(certs.daemon_tls(tls_port))),
     ];
     let img = image();
     let mut own = Vec::new();
     for (d, t) in daemons.iter().zip(&TENANTS) {
         d.load_test_image();
-        let id = d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            &format!("gw-{}", t.name),
-            "--network",
-            "none",
-            &img,
-            "sleep",
-            "600",
-        ]);
+        let id = d.named_sleeper(t.name);
         own.push(id);
     }
 
@@ -426,21 +410,10 @@ fn gateway_tenants_named_by_an_auth_service() {
     certs.add_client("alice");
     let crl = certs.crl(&[]);
     let daemons = [PrivateDockerd::start(), PrivateDockerd::start()];
-    let img = image();
     let mut own = Vec::new();
     for (d, name) in daemons.iter().zip(["alice", "frank"]) {
         d.load_test_image();
-        own.push(d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            &format!("gw-{name}"),
-            "--network",
-            "none",
-            &img,
-            "sleep",
-            "600",
-        ]));
+        own.push(d.named_sleeper(name));
     }
     let auth = AuthService::start();
     let dir = tempfile::tempdir().unwrap();

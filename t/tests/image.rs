@@ -521,13 +521,7 @@ fn image_tcp_upstream() {
 fn image_tls_upstream() {
     let certs = Certs::generate();
     let port = free_port();
-    let server = |f: &str| certs.path(&format!("server/{f}"));
-    let daemon = PrivateDockerd::start_with(Some(DaemonTls {
-        port,
-        ca: server("ca.pem"),
-        cert: server("server-cert.pem"),
-        key: server("server-key.pem"),
-    }));
+    let daemon = PrivateDockerd::start_with(Some(certs.daemon_tls(port)));
     daemon.load_test_image();
     let sleeper = daemon.docker(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
     let upstream = format!("https://127.0.0.1:{port}");
@@ -596,7 +590,7 @@ fn image_tls_upstream() {
 // --- TLS and auth_request -----------------------------------------------------------
 
 use common::{closed_url, docker_config, labelled, run_env, tls_get, AuthService, Certs};
-use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
+use nds_tests::dockerd::PrivateDockerd;
 
 /// `docker run` of the busybox image with a label, so that a run that must not reach
 /// the daemon can be looked for afterwards.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{docker_config, image_tag, run_env, AuthService, Certs, Proxy};
 use nds_tests::cases::slow_checksum;
 use nds_tests::cli::{direct, docker, tls_host, Input, Out};
-use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
+use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{direct_host, docker_sock, free_port, image, Cli};
 
 /// `sha256:` and the fingerprint as `openssl x509 -fingerprint -sha256` prints it
@@ -47,29 +47,13 @@ fn image_gateway_routes_tenants_and_reloads() {
         certs.add_client(name);
     }
     let tls_port = free_port();
-    let server = |f: &str| certs.path(&format!("server/{f}"));
     let unix_d = PrivateDockerd::start();
-    let tls_d = PrivateDockerd::start_with(Some(DaemonTls {
-        port: tls_port,
-        ca: server("ca.pem"),
-        cert: server("server-cert.pem"),
-        key: server("server-key.pem"),
-    }));
+    let tls_d = PrivateDockerd::start_with(Some(certs.daemon_tls(tls_port)));
     let img = image();
     let mut ids = Vec::new();
     for (d, name) in [(&unix_d, "unix"), (&tls_d, "tls")] {
         d.load_test_image();
-        ids.push(d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            &format!("gw-{name}"),
-            "--network",
-            "none",
-            &img,
-            "sleep",
-            "600",
-        ]));
+        ids.push(d.named_sleeper(name));
     }
     let (unix_id, tls_id) = (ids[0].clone(), ids[1].clone());
 

@@ -13,7 +13,7 @@ mod common;
 use common::Certs;
 use nds_tests::cases;
 use nds_tests::cli::tls_host;
-use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
+use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{free_port, Nginx, NginxConf, Recipe};
 
 #[derive(Clone, Copy, Debug)]
@@ -85,13 +85,7 @@ fn client_host(nginx: &Nginx, legs: Legs, certs: &Certs) -> String {
 }
 
 fn tls_daemon(certs: &Certs, port: u16) -> PrivateDockerd {
-    let server = |f: &str| certs.path(&format!("server/{f}"));
-    let daemon = PrivateDockerd::start_with(Some(DaemonTls {
-        port,
-        ca: server("ca.pem"),
-        cert: server("server-cert.pem"),
-        key: server("server-key.pem"),
-    }));
+    let daemon = PrivateDockerd::start_with(Some(certs.daemon_tls(port)));
     daemon.load_test_image();
     daemon
 }

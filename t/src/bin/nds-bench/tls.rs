@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use nds_tests::certs::Certs;
-use nds_tests::dockerd::{DaemonTls, PrivateDockerd};
+use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{free_port, Nginx, NginxConf, Recipe};
 
 use super::{wait_port, which, Report, Stat};
@@ -110,13 +110,7 @@ pub fn real_docker_tls(report: &mut Report, quick: bool) {
     let mib: u64 = if quick { 256 } else { 1024 };
     let certs = Certs::generate();
     let tls_port = free_port();
-    let server = |f: &str| certs.path(&format!("server/{f}"));
-    let daemon = PrivateDockerd::start_with(Some(DaemonTls {
-        port: tls_port,
-        ca: server("ca.pem"),
-        cert: server("server-cert.pem"),
-        key: server("server-key.pem"),
-    }));
+    let daemon = PrivateDockerd::start_with(Some(certs.daemon_tls(tls_port)));
     daemon.load_test_image();
     let id = daemon.docker(&[
         "run",
