@@ -163,3 +163,24 @@ fn read_head_only(r: &mut BufReader<UnixStream>, read_body: bool) -> Option<Head
 pub fn write_all(r: &mut BufReader<UnixStream>, data: &[u8]) -> std::io::Result<()> {
     r.get_mut().write_all(data)
 }
+
+/// Waits (at most 10 s) until `n` bytes have arrived and wait unread, in the reader's buffer
+/// or the socket's queue: a script that closes with the end of a body unread (as dockerd
+/// leaves an archive's padding) must not close before nginx has written that end, or nginx
+/// meets a send error instead of the reset after the response under test.
+pub fn wait_unread(r: &BufReader<UnixStream>, n: usize) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = r.get_ref().as_raw_fd();
+    for _ in 0..1000 {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the pointer, which outlives the call.
+        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) } != 0 {
+            return false;
+        }
+        if r.buffer().len() + queued.max(0) as usize >= n {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nds_tests::fake::{write_all, FakeDaemon, Head};
+use nds_tests::fake::{self, write_all, FakeDaemon, Head};
 use nds_tests::raw::{self, read_at_least, read_to_eof, Conn};
 use nds_tests::{Nginx, NginxConf, Recipe};
 
@@ -791,13 +791,14 @@ fn pipelined_request_behind_a_hijack_is_stream_data() {
 fn reset_after_the_response_ends_a_close_delimited_body() {
     let fake = FakeDaemon::start_body_unread(|h, mut r| {
         // Read the body but its last 10,000 bytes, as dockerd leaves a context archive's
-        // padding: nginx has written it all by then, so the answer meets no send error.
+        // padding, and answer once nginx has written them all, so the answer meets no send
+        // error (under load nginx may still be writing when the first bytes are read).
         let len: usize = h
             .header("content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let mut body = vec![0; len.saturating_sub(10_000)];
-        if r.read_exact(&mut body).is_err() {
+        if r.read_exact(&mut body).is_err() || !fake::wait_unread(&r, len.min(10_000)) {
             return;
         }
         let framed = h.request_line.contains("framed");
