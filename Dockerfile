@@ -4,47 +4,51 @@
 #   scripts/make-base-image        # only where debian:trixie-slim cannot be pulled
 #   docker build --network host -t nds-proxy .
 #
-# Build stage: Debian's Rust (1.85) builds the module against Debian's own nginx
-# (nginx-dev's configured skeleton), so it loads into the nginx package of the runtime
-# stage. The Cargo.lock is used as is (--locked).
+# Build stage: the Debian package libnginx-mod-http-docker-stream (debian/), built the
+# Debian way against this release's own nginx (dh's nginx add-on from nginx-dev: nginx's
+# build system, the load test, the nginx-abi dependency). Debian's Rust (trixie: 1.85;
+# bookworm: rustc-web) builds it with the Cargo.lock as is (--locked). scripts/build-deb
+# runs this stage alone for other releases (BASE_IMAGE=debian:bookworm-slim).
 ARG BASE_IMAGE=debian:trixie-slim
 
 FROM ${BASE_IMAGE} AS build
-ENV DEBIAN_FRONTEND=noninteractive
+ENV DEBIAN_FRONTEND=noninteractive CARGO_HOME=/usr/local/cargo
+WORKDIR /build/module
+COPY debian debian
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-        rustc cargo nginx-dev libclang-dev clang libpcre2-dev libssl-dev zlib1g-dev \
-        make gcc libc6-dev binutils pkg-config ca-certificates \
+ && apt-get build-dep -y --no-install-recommends . \
+ && apt-get install -y --no-install-recommends binutils \
  && rm -rf /var/lib/apt/lists/*
 # Optional CA certificates for a TLS-intercepting proxy (image/build-ca/README.md).
 COPY image/build-ca/ /usr/local/share/ca-certificates/build-ca/
 RUN update-ca-certificates
-COPY image/build-module.sh /build/build-module.sh
-RUN /build/build-module.sh configure
-WORKDIR /build/module
 # Dependencies first, in a layer of their own (stub sources only to satisfy cargo).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY logic/Cargo.toml logic/Cargo.toml
 RUN mkdir -p src logic/src && touch src/lib.rs logic/src/lib.rs \
  && cargo fetch --locked \
  && rm -rf src logic/src
+COPY config config.make README.md ./
+COPY nginx-config nginx-config
 COPY logic logic
 COPY src src
-RUN /build/build-module.sh build
+COPY image/build-module.sh /build/build-module.sh
+RUN /build/build-module.sh
 
 # Runtime stage: Debian's nginx (the exact version built against), envsubst, the module,
 # the entrypoint that renders the configuration from the environment.
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
-COPY --from=build /out/nginx-version /usr/local/share/nds/nginx-version
+COPY --from=build /out/ /tmp/nds-debs/
+# The package brings the nginx it was built against (its nginx-abi dependency).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        "nginx=$(cat /usr/local/share/nds/nginx-version)" gettext-base \
- && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled /etc/nginx/conf.d \
+        "nginx=$(cat /tmp/nds-debs/nginx-version)" gettext-base \
+        /tmp/nds-debs/libnginx-mod-http-docker-stream_*.deb \
+ && rm -rf /var/lib/apt/lists/* /tmp/nds-debs /etc/nginx/sites-enabled /etc/nginx/conf.d \
            /etc/nginx/modules-enabled /var/www/html \
  && ln -sf /dev/stdout /var/log/nginx/access.log \
  && ln -sf /dev/stderr /var/log/nginx/error.log
-COPY --from=build /out/ngx_http_docker_stream_module.so /usr/lib/nginx/modules/
 COPY nginx-config/docker-api.conf /etc/nginx/docker-api.conf
 COPY image/error-pages.conf /etc/nginx/nds-error-pages.conf
 COPY image/error-locations.conf /etc/nginx/nds-error-locations.conf

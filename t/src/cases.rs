@@ -3,7 +3,7 @@
 //! same on every correct path (container IDs and timestamps left out).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::cli::{direct, docker, docker_env, docker_until, Containers, Input, Out};
@@ -514,43 +514,42 @@ pub fn all() -> Vec<Case> {
     ]
 }
 
-/// The direct socket's answer for (cli, case), computed once per test binary.
+/// The direct socket's answer for (cli, case), computed once per test binary: tests that
+/// run at once and ask for the same baseline wait for one run of it (four matrix tests
+/// each running it on the direct socket quadrupled that load).
 pub fn baseline(cli: &Cli, case: &Case) -> Out {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), Out>>> = OnceLock::new();
+    type Cell = Arc<OnceLock<Out>>;
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), Cell>>> = OnceLock::new();
     let key = (cli.name.to_string(), case.name.to_string());
-    if let Some(o) = CACHE
+    let cell: Cell = CACHE
         .get_or_init(Default::default)
         .lock()
         .unwrap()
-        .get(&key)
-    {
-        return o.clone();
-    }
-    let host = crate::direct_host();
-    let out = (case.run)(&Ctx {
-        cli,
-        host: &host,
-        timeout: Duration::from_secs(60),
-    });
-    assert!(
-        !out.timed_out,
-        "baseline {} / {} timed out",
-        cli.name, case.name
-    );
-    assert!(
-        out.stdout_str().contains(case.expect),
-        "baseline {} / {} on the direct socket: {}",
-        cli.name,
-        case.name,
-        out.brief()
-    );
-    CACHE
-        .get()
-        .unwrap()
-        .lock()
-        .unwrap()
-        .insert(key, out.clone());
-    out
+        .entry(key)
+        .or_default()
+        .clone();
+    cell.get_or_init(|| {
+        let host = crate::direct_host();
+        let out = (case.run)(&Ctx {
+            cli,
+            host: &host,
+            timeout: Duration::from_secs(60),
+        });
+        assert!(
+            !out.timed_out,
+            "baseline {} / {} timed out",
+            cli.name, case.name
+        );
+        assert!(
+            out.stdout_str().contains(case.expect),
+            "baseline {} / {} on the direct socket: {}",
+            cli.name,
+            case.name,
+            out.brief()
+        );
+        out
+    })
+    .clone()
 }
 
 /// Runs every case with every CLI against `host` and compares each with the direct
@@ -577,6 +576,7 @@ pub fn compare_cli(cli: &Cli, host: &str, which: impl Fn(&Case) -> bool) -> (Str
     let mut failures = Vec::new();
     for case in all().into_iter().filter(|c| which(c)) {
         let want = baseline(cli, &case);
+        let t0 = std::time::Instant::now();
         let got = (case.run)(&Ctx {
             cli,
             host,
@@ -584,10 +584,11 @@ pub fn compare_cli(cli: &Cli, host: &str, which: impl Fn(&Case) -> bool) -> (Str
         });
         let same = got == want;
         table += &format!(
-            "  {:5} {:<30} {}\n",
+            "  {:5} {:<30} {:<14} {:5.1} s\n",
             cli.name,
             case.name,
-            if same { "same as direct" } else { "DIFFERS" }
+            if same { "same as direct" } else { "DIFFERS" },
+            t0.elapsed().as_secs_f64()
         );
         if !same {
             failures.push(format!(

@@ -105,70 +105,86 @@ fn hostile_heads_never_crash_or_hang() {
     let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
     conf.http = "proxy_read_timeout 1s; proxy_buffer_size 8k;".into();
     let nginx = Nginx::start(&conf);
-    let mut switched = 0;
-    for n in 0..CASES {
-        let (_, _, upgrade) = hostile_head(n);
-        let mut conn = Conn::connect(&nginx.addr());
-        conn.set_timeout(Duration::from_millis(100));
-        let req = format!(
-            "POST /case/{n} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n{}\r\n",
-            if upgrade {
-                "Upgrade: tcp\r\nConnection: Upgrade\r\n"
-            } else {
-                ""
-            }
-        );
-        conn.write_all(req.as_bytes()).unwrap();
-        let t0 = Instant::now();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 65536];
-        let mut closed = false;
-        // Wait for a complete head (or the end).
-        while t0.elapsed() < Duration::from_secs(4) && !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(k) => got.extend_from_slice(&buf[..k]),
-                Err(_) => {}
-            }
-        }
-        // A 101 the client did not ask for is no tunnel for nginx: it must just end.
-        if upgrade && got.starts_with(b"HTTP/1.1 101") {
-            switched += 1;
-            let start = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-            conn.write_all(b"ping").unwrap();
-            conn.shutdown_write();
-            let (rest, _) = nds_tests::raw::read_to_eof(
-                &mut conn,
-                got[start..].to_vec(),
-                Duration::from_secs(5),
-            );
-            assert!(
-                rest.ends_with(b"ping"),
-                "case {n}: tunnel lost bytes: {:?}",
-                String::from_utf8_lossy(&rest)
-            );
-        } else if !closed {
-            // Whatever it was (an answer, a 200 tunnel, a head still coming), it must end
-            // once the client is done, within proxy_read_timeout and some slack.
-            conn.shutdown_write();
-            let (_, eof) =
-                nds_tests::raw::read_to_eof(&mut conn, Vec::new(), Duration::from_secs(4));
-            assert!(
-                eof,
-                "case {n}: still open 4 s after the client finished: {:?}",
-                String::from_utf8_lossy(&hostile_head(n).0[..hostile_head(n).0.len().min(80)])
-            );
-        }
-    }
+    // Four clients at once (each case waits up to proxy_read_timeout): the cases are
+    // independent connections to the same nginx.
+    let addr = nginx.addr();
+    let switched: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|k| {
+                let addr = &addr;
+                s.spawn(move || {
+                    (k..CASES)
+                        .step_by(4)
+                        .filter(|&n| hostile_case(addr, n))
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
     println!("{CASES} hostile heads, {switched} switched to tunnels");
     assert!(
         switched >= 3,
         "the generator should produce some valid hijacks"
     );
     nginx.assert_healthy();
+}
+
+/// One hostile head: sends case `n`'s request and checks that nginx answers or ends it.
+/// True when nginx switched it to a tunnel.
+fn hostile_case(addr: &str, n: u64) -> bool {
+    let (_, _, upgrade) = hostile_head(n);
+    let mut conn = Conn::connect(addr);
+    conn.set_timeout(Duration::from_millis(100));
+    let req = format!(
+        "POST /case/{n} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n{}\r\n",
+        if upgrade {
+            "Upgrade: tcp\r\nConnection: Upgrade\r\n"
+        } else {
+            ""
+        }
+    );
+    conn.write_all(req.as_bytes()).unwrap();
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let mut closed = false;
+    // Wait for a complete head (or the end).
+    while t0.elapsed() < Duration::from_secs(4) && !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(_) => {}
+        }
+    }
+    // A 101 the client did not ask for is no tunnel for nginx: it must just end.
+    let switched = upgrade && got.starts_with(b"HTTP/1.1 101");
+    if switched {
+        let start = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        conn.write_all(b"ping").unwrap();
+        conn.shutdown_write();
+        let (rest, _) =
+            nds_tests::raw::read_to_eof(&mut conn, got[start..].to_vec(), Duration::from_secs(5));
+        assert!(
+            rest.ends_with(b"ping"),
+            "case {n}: tunnel lost bytes: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    } else if !closed {
+        // Whatever it was (an answer, a 200 tunnel, a head still coming), it must end
+        // once the client is done, within proxy_read_timeout and some slack.
+        conn.shutdown_write();
+        let (_, eof) = nds_tests::raw::read_to_eof(&mut conn, Vec::new(), Duration::from_secs(4));
+        assert!(
+            eof,
+            "case {n}: still open 4 s after the client finished: {:?}",
+            String::from_utf8_lossy(&hostile_head(n).0[..hostile_head(n).0.len().min(80)])
+        );
+    }
+    switched
 }
 
 #[test]

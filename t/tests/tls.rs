@@ -134,18 +134,24 @@ fn tls_legs_matrix_and_control() {
     let failed: Vec<String> = results.into_iter().filter(|r| !r.is_empty()).collect();
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 
-    for legs in Legs::ALL {
-        let nginx = proxy(false, Recipe::WebSocket, legs, &certs, &daemon, port);
-        let label = format!("control {} (stock nginx, WebSocket recipe)", legs.name());
-        let (differ, table) = cases::control(&client_host(&nginx, legs, &certs), &label);
-        println!("{table}");
-        // The daemon's 101 gets through, but stock nginx ends the tunnel at the client's
-        // end of input: what the container prints afterwards is lost.
-        for name in ["run", "exec", "exec -t"] {
-            assert!(
-                differ.contains(&name),
-                "{name} passed without the module{table}"
-            );
+    // The controls, the three legs at once.
+    std::thread::scope(|s| {
+        for legs in Legs::ALL {
+            let (certs, daemon) = (&certs, &daemon);
+            s.spawn(move || {
+                let nginx = proxy(false, Recipe::WebSocket, legs, certs, daemon, port);
+                let label = format!("control {} (stock nginx, WebSocket recipe)", legs.name());
+                let (differ, table) = cases::control(&client_host(&nginx, legs, certs), &label);
+                println!("{table}");
+                // The daemon's 101 gets through, but stock nginx ends the tunnel at the
+                // client's end of input: what the container prints afterwards is lost.
+                for name in ["run", "exec", "exec -t"] {
+                    assert!(
+                        differ.contains(&name),
+                        "{name} passed without the module{table}"
+                    );
+                }
+            });
         }
-    }
+    });
 }
