@@ -4,6 +4,7 @@
 
 pub mod content_type;
 pub mod duration;
+pub mod operation;
 pub mod splice_mode;
 
 /// Runs the check of the target named `target` (a fuzz target's name) on `data`.
@@ -11,10 +12,11 @@ pub fn check(target: &str, data: &[u8]) {
     match target {
         "content_type" => content_type::check(data),
         "duration" => duration::check(data),
+        "operation" => operation::check(data),
         "splice_mode" => splice_mode::check(data),
         _ => panic!("unknown fuzz target {target:?}"),
     }
 }
 
 /// The fuzz targets, as named in Cargo.toml, fuzz/corpus/ and fuzz/artifacts/.
-pub const TARGETS: [&str; 3] = ["content_type", "duration", "splice_mode"];
+pub const TARGETS: [&str; 4] = ["content_type", "duration", "operation", "splice_mode"];
