@@ -16,6 +16,7 @@ use core::ptr;
 use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_HTTP_MODULE};
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
+mod api_rules;
 mod conf;
 mod direction;
 mod expect;
@@ -42,7 +43,11 @@ impl HttpModule for DockerStreamModule {
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t {
+        // The rules' check must run before expect's release of a held 100 Continue, and
+        // handlers pushed later run earlier.
+        if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t
+            || api_rules::register(cf) != nginx_sys::NGX_OK as ngx_int_t
+        {
             return nginx_sys::NGX_ERROR as ngx_int_t;
         }
         filter::install_core_filters()

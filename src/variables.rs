@@ -6,6 +6,13 @@
 //! safe to put in a header (nginx's `$uri` is decoded: a `%0d%0a` in it would split the
 //! header line). In a subrequest (`auth_request`), the main request's.
 //!
+//! `$docker_api_operation`, `$docker_api_group`: the request's Docker API operation (the
+//! swagger operationId, e.g. `ContainerCreate`) and its group (`containers.create`), as
+//! `docker_api_allow` sees them; empty for a path dockerd has no route for.
+//! `$docker_api_object`: the container, image, exec, network... the path names, escaped
+//! as in a URI (safe in a header or a log line); `$docker_api_version`: the API version
+//! of a `/vX.Y` prefix. Of the main request, from its method and normalized path.
+//!
 //! `$docker_client_sha256`: the SHA-256 fingerprint of the client's certificate (64
 //! lowercase hex digits, as `openssl x509 -noout -fingerprint -sha256` prints it without
 //! colons), only once nginx verified it; empty otherwise. nginx's own
@@ -21,23 +28,38 @@ use nginx_sys::{
 };
 use ngx::ngx_string;
 
+use docker_stream_logic::operation::classify;
+
 use crate::tunnel::{self, Mode};
 use crate::{guard, tls};
 
 /// # Safety
 /// `cf` must be the configuration being parsed (preconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let vars: [(ngx_str_t, GetHandler); 3] = [
-        (ngx_string!("docker_stream"), get_docker_stream),
-        (ngx_string!("docker_uri"), get_docker_uri),
-        (ngx_string!("docker_client_sha256"), get_client_sha256),
+    let vars: [(ngx_str_t, GetHandler, usize); 7] = [
+        (ngx_string!("docker_stream"), get_docker_stream, 0),
+        (ngx_string!("docker_uri"), get_docker_uri, 0),
+        (ngx_string!("docker_client_sha256"), get_client_sha256, 0),
+        (
+            ngx_string!("docker_api_operation"),
+            get_docker_api,
+            API_OPERATION,
+        ),
+        (ngx_string!("docker_api_group"), get_docker_api, API_GROUP),
+        (ngx_string!("docker_api_object"), get_docker_api, API_OBJECT),
+        (
+            ngx_string!("docker_api_version"),
+            get_docker_api,
+            API_VERSION,
+        ),
     ];
-    for (mut name, handler) in vars {
+    for (mut name, handler, data) in vars {
         let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
         if v.is_null() {
             return NGX_ERROR as ngx_int_t;
         }
         (*v).get_handler = Some(handler);
+        (*v).data = data;
     }
     NGX_OK as ngx_int_t
 }
@@ -124,6 +146,67 @@ unsafe extern "C" fn get_client_sha256(
     })
 }
 
+const API_OPERATION: usize = 0;
+const API_GROUP: usize = 1;
+const API_OBJECT: usize = 2;
+const API_VERSION: usize = 3;
+
+unsafe extern "C" fn get_docker_api(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    get(r, v, |r| {
+        // SAFETY: nginx passes a live request; the values are static, or in the request's
+        // pool.
+        unsafe {
+            let m = (*r).main;
+            let c = classify((*m).method_name.as_bytes(), (*m).uri.as_bytes());
+            let text: &[u8] = match data {
+                API_OPERATION => c.operation.map_or(b"", |op| op.name.as_bytes()),
+                API_GROUP => c.operation.map_or(b"", |op| op.group.as_bytes()),
+                API_VERSION => c.version.map_or(b"", str::as_bytes),
+                _ => return escaped(r, c.object.unwrap_or(b""), &[]),
+            };
+            // Static names, or a slice of the main request's uri, which outlives r.
+            Ok((text.as_ptr(), text.len()))
+        }
+    })
+}
+
+/// `path` escaped as `proxy_pass` escapes a URI, then `?query` when there is one, in the
+/// request's pool.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn escaped(r: *mut ngx_http_request_t, path: &[u8], query: &[u8]) -> Value {
+    let escapes = ngx_escape_uri(
+        ptr::null_mut(),
+        path.as_ptr().cast_mut(),
+        path.len(),
+        NGX_ESCAPE_URI as _,
+    );
+    let extra = if query.is_empty() { 0 } else { 1 + query.len() };
+    let len = path.len() + 2 * escapes + extra;
+    let out = pool_bytes(r, len.max(1))?;
+    if escapes == 0 {
+        ptr::copy_nonoverlapping(path.as_ptr(), out, path.len());
+    } else {
+        ngx_escape_uri(
+            out,
+            path.as_ptr().cast_mut(),
+            path.len(),
+            NGX_ESCAPE_URI as _,
+        );
+    }
+    if extra > 0 {
+        let at = out.add(path.len() + 2 * escapes);
+        *at = b'?';
+        ptr::copy_nonoverlapping(query.as_ptr(), at.add(1), query.len());
+    }
+    Ok((out.cast_const(), len))
+}
+
 unsafe extern "C" fn get_docker_uri(
     r: *mut ngx_http_request_t,
     v: *mut ngx_http_variable_value_t,
@@ -134,22 +217,7 @@ unsafe extern "C" fn get_docker_uri(
         unsafe {
             // The main request's: in an auth_request subrequest, the request it checks.
             let m = (*r).main;
-            let (uri, args) = (&(*m).uri, &(*m).args);
-            let escapes = ngx_escape_uri(ptr::null_mut(), uri.data, uri.len, NGX_ESCAPE_URI as _);
-            let query = if args.len > 0 { 1 + args.len } else { 0 };
-            let len = uri.len + 2 * escapes + query;
-            let out = pool_bytes(r, len)?;
-            if escapes == 0 {
-                ptr::copy_nonoverlapping(uri.data, out, uri.len);
-            } else {
-                ngx_escape_uri(out, uri.data, uri.len, NGX_ESCAPE_URI as _);
-            }
-            if query > 0 {
-                let at = out.add(uri.len + 2 * escapes);
-                *at = b'?';
-                ptr::copy_nonoverlapping(args.data, at.add(1), args.len);
-            }
-            Ok((out.cast_const(), len))
+            escaped(r, (*m).uri.as_bytes(), (*m).args.as_bytes())
         }
     })
 }

@@ -5,4 +5,5 @@ pub mod content_type;
 pub mod duration;
 pub mod hex;
 pub mod operation;
+pub mod rules;
 pub mod splice_mode;

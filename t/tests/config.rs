@@ -17,6 +17,10 @@ fn good_values_pass() {
         "docker_stream_splice OFF;",
         "server { listen 127.0.0.1:1; docker_stream_splice off; location / { docker_stream_splice on; } }",
         "server { listen 127.0.0.1:1; docker_stream off; location / { docker_stream on; docker_stream_timeout 5m; } }",
+        "docker_api_allow read;",
+        "docker_api_allow all;",
+        "docker_api_deny containers.exec exec.start; docker_api_allow containers ping.read ImageBuild unknown write;",
+        "docker_api_allow read; server { listen 127.0.0.1:1; docker_api_deny all; location / { docker_api_allow ContainerList; } }",
     ] {
         let (ok, out) = config_test(conf);
         assert!(ok, "{conf}: {out}");
@@ -54,6 +58,17 @@ fn bad_values_fail_with_the_directive_named() {
             "docker_stream_splice on; docker_stream_splice off;",
             "is duplicate",
         ),
+        ("docker_api_allow;", "\"docker_api_allow\""),
+        ("docker_api_deny;", "\"docker_api_deny\""),
+        (
+            "docker_api_allow read containers.execute;",
+            "\"docker_api_allow\": unknown operation, group or section \"containers.execute\"",
+        ),
+        (
+            "docker_api_deny containerCreate;",
+            "\"docker_api_deny\": unknown operation, group or section \"containerCreate\"",
+        ),
+        ("docker_api_allow READ;", "\"READ\""),
     ] {
         let (ok, out) = config_test(conf);
         assert!(!ok, "{conf} was accepted");

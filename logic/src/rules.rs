@@ -1,0 +1,286 @@
+//! `docker_api_allow` / `docker_api_deny`: access rules by Docker API operation.
+//!
+//! A rule names one or more selectors; the rules of a location are checked in order and
+//! the first rule with a selector that matches the request decides, as nginx's own
+//! `allow`/`deny` do. Unlike those, a request that no rule matches is refused: rules are
+//! an allow-list, so an operation that a later Docker release adds is not let through by
+//! default.
+//!
+//! Selectors:
+//!
+//! | selector | matches |
+//! |---|---|
+//! | `all` | every request, unknown paths included |
+//! | `read` / `write` | a known operation that reads / writes ([`Operation::writes`]) |
+//! | `unknown` | a path dockerd has no route for (or would redirect) |
+//! | a section, e.g. `containers` | every operation of that section |
+//! | a group, e.g. `containers.exec` | every operation of that group |
+//! | an operation, e.g. `ContainerCreate` | that operation (the swagger operationId) |
+//!
+//! Names are case-sensitive, as in the operation table.
+
+use crate::operation::{Operation, GROUPS, OPERATIONS, SECTIONS};
+use thiserror::Error;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selector {
+    All,
+    Read,
+    Write,
+    Unknown,
+    Section(&'static str),
+    Group(&'static str),
+    Operation(&'static str),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SelectorError {
+    #[error("unknown operation, group or section \"{0}\"")]
+    Unknown(String),
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        Ok(match text {
+            "all" => Selector::All,
+            "read" => Selector::Read,
+            "write" => Selector::Write,
+            "unknown" => Selector::Unknown,
+            _ => {
+                if let Some(s) = SECTIONS.iter().find(|s| **s == text) {
+                    Selector::Section(s)
+                } else if let Some(g) = GROUPS.iter().find(|g| **g == text) {
+                    Selector::Group(g)
+                } else if let Some(op) = OPERATIONS.iter().find(|op| op.name == text) {
+                    Selector::Operation(op.name)
+                } else {
+                    return Err(SelectorError::Unknown(text.to_owned()));
+                }
+            }
+        })
+    }
+
+    pub fn matches(self, op: Option<&Operation>) -> bool {
+        match (self, op) {
+            (Selector::All, _) => true,
+            (Selector::Unknown, None) => true,
+            (_, None) | (Selector::Unknown, Some(_)) => false,
+            (Selector::Read, Some(op)) => !op.writes,
+            (Selector::Write, Some(op)) => op.writes,
+            (Selector::Section(s), Some(op)) => op.section == s,
+            (Selector::Group(g), Some(op)) => op.group == g,
+            (Selector::Operation(name), Some(op)) => op.name == name,
+        }
+    }
+}
+
+/// One `docker_api_allow` or `docker_api_deny` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub action: Action,
+    pub selectors: Vec<Selector>,
+    /// The line as written (`docker_api_deny containers.exec`), for messages and logs.
+    pub text: String,
+}
+
+impl Rule {
+    /// A rule from a directive's name and its arguments.
+    pub fn parse(directive: &str, action: Action, args: &[&str]) -> Result<Rule, SelectorError> {
+        let selectors = args
+            .iter()
+            .map(|a| Selector::parse(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut text = directive.to_owned();
+        for a in args {
+            text.push(' ');
+            text.push_str(a);
+        }
+        Ok(Rule {
+            action,
+            selectors,
+            text,
+        })
+    }
+
+    fn matches(&self, op: Option<&Operation>) -> bool {
+        self.selectors.iter().any(|s| s.matches(op))
+    }
+}
+
+/// What the rules decided about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision<'r> {
+    Allowed(&'r Rule),
+    /// Refused by this rule.
+    Denied(&'r Rule),
+    /// No rule matched.
+    NoRule,
+}
+
+impl Decision<'_> {
+    pub fn allowed(self) -> bool {
+        matches!(self, Decision::Allowed(_))
+    }
+}
+
+/// The first matching rule decides; none matching refuses.
+pub fn decide<'r>(rules: &'r [Rule], op: Option<&Operation>) -> Decision<'r> {
+    match rules.iter().find(|r| r.matches(op)) {
+        Some(r) if r.action == Action::Allow => Decision::Allowed(r),
+        Some(r) => Decision::Denied(r),
+        None => Decision::NoRule,
+    }
+}
+
+/// The `message` of the JSON refusal: what was refused, why, and what would allow it.
+pub fn refusal_message(decision: Decision<'_>, op: Option<&Operation>) -> String {
+    let what = match op {
+        Some(op) => format!("{} (group {}, section {})", op.name, op.group, op.section),
+        None => "this path (no Docker API operation)".to_owned(),
+    };
+    let how = match op {
+        Some(op) => format!("docker_api_allow {}", op.group),
+        None => "docker_api_allow unknown".to_owned(),
+    };
+    match decision {
+        Decision::Denied(rule) => format!("{what} is refused by this proxy (\"{}\")", rule.text),
+        _ => format!("{what} is not allowed by this proxy (it would take \"{how}\")"),
+    }
+}
+
+/// `s` as a JSON string literal (quotes included).
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::classify;
+
+    fn rules(lines: &[(Action, &[&str])]) -> Vec<Rule> {
+        lines
+            .iter()
+            .map(|(a, args)| {
+                let name = match a {
+                    Action::Allow => "docker_api_allow",
+                    Action::Deny => "docker_api_deny",
+                };
+                Rule::parse(name, *a, args).unwrap()
+            })
+            .collect()
+    }
+
+    fn op(method: &str, path: &str) -> Option<&'static Operation> {
+        classify(method.as_bytes(), path.as_bytes()).operation
+    }
+
+    #[test]
+    fn selectors_parse_every_name_of_the_table() {
+        for s in SECTIONS {
+            assert_eq!(Selector::parse(s), Ok(Selector::Section(s)));
+        }
+        for g in GROUPS {
+            assert_eq!(Selector::parse(g), Ok(Selector::Group(g)));
+        }
+        for o in OPERATIONS {
+            assert!(Selector::parse(o.name).is_ok(), "{}", o.name);
+        }
+        for bad in ["", "Containers", "containers.exce", "containercreate", "*"] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn first_match_decides_and_nothing_matching_refuses() {
+        let r = rules(&[
+            (Action::Deny, &["containers.exec"]),
+            (Action::Allow, &["read", "containers.create"]),
+        ]);
+        let create = op("POST", "/v1.41/containers/create");
+        let exec = op("POST", "/containers/x/exec");
+        let list = op("GET", "/containers/json");
+        let kill = op("POST", "/containers/x/kill");
+        assert!(decide(&r, create).allowed());
+        assert!(decide(&r, list).allowed());
+        assert_eq!(decide(&r, exec), Decision::Denied(&r[0]));
+        assert_eq!(decide(&r, kill), Decision::NoRule);
+        assert_eq!(decide(&r, None), Decision::NoRule);
+        assert_eq!(decide(&[], list), Decision::NoRule);
+    }
+
+    #[test]
+    fn read_write_all_and_unknown() {
+        let r = rules(&[(Action::Allow, &["read"])]);
+        assert!(decide(&r, op("GET", "/_ping")).allowed());
+        assert!(decide(&r, op("HEAD", "/_ping")).allowed());
+        // A GET that carries stdin into the container is a write.
+        assert!(!decide(&r, op("GET", "/containers/x/attach/ws")).allowed());
+        assert!(!decide(&r, op("POST", "/containers/create")).allowed());
+        assert!(!decide(&r, None).allowed());
+        let r = rules(&[(Action::Deny, &["write"]), (Action::Allow, &["all"])]);
+        assert!(decide(&r, None).allowed());
+        assert!(!decide(&r, op("DELETE", "/images/busybox")).allowed());
+        let r = rules(&[(Action::Allow, &["unknown"])]);
+        assert!(decide(&r, None).allowed());
+        assert!(!decide(&r, op("GET", "/_ping")).allowed());
+    }
+
+    #[test]
+    fn sections_groups_and_names() {
+        let r = rules(&[(Action::Allow, &["images", "ContainerLogs", "exec.start"])]);
+        assert!(decide(&r, op("POST", "/images/create")).allowed());
+        assert!(decide(&r, op("DELETE", "/images/a/b:c")).allowed());
+        assert!(decide(&r, op("GET", "/containers/x/logs")).allowed());
+        assert!(decide(&r, op("POST", "/exec/abc/start")).allowed());
+        assert!(!decide(&r, op("GET", "/exec/abc/json")).allowed());
+        assert!(!decide(&r, op("GET", "/containers/x/json")).allowed());
+    }
+
+    #[test]
+    fn messages_name_the_operation_and_the_way_out() {
+        let r = rules(&[
+            (Action::Deny, &["containers.exec"]),
+            (Action::Allow, &["read"]),
+        ]);
+        let exec = op("POST", "/containers/x/exec");
+        let m = refusal_message(decide(&r, exec), exec);
+        assert_eq!(
+            m,
+            "ContainerExec (group containers.exec, section containers) is refused by this proxy (\"docker_api_deny containers.exec\")"
+        );
+        let create = op("POST", "/containers/create");
+        let m = refusal_message(decide(&r, create), create);
+        assert!(
+            m.contains("ContainerCreate") && m.contains("docker_api_allow containers.create"),
+            "{m}"
+        );
+        let m = refusal_message(decide(&r, None), None);
+        assert!(m.contains("docker_api_allow unknown"), "{m}");
+    }
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+}

@@ -1,0 +1,393 @@
+//! `docker_api_allow` / `docker_api_deny` against the real dockerd, with both docker CLIs
+//! and raw HTTP: refused operations get a JSON 403 that the CLI shows and never reach the
+//! daemon (checked on the daemon); allowed ones, hijacks included, work as on the direct
+//! socket. The control is a location of the same nginx without rules, where every refused
+//! case goes through.
+//!
+//! Three listeners of one nginx: the main server (`docker-api.conf`, no rules: the
+//! control) and two more, "readonly" (`docker_api_allow read`) and "runner"
+//! (runs containers, no exec, no logs), whose access log records the operation variables.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use nds_tests::cli::{direct, docker, Containers, Input, Out};
+use nds_tests::nginx::{Nginx, NginxConf, Recipe};
+use nds_tests::raw::{self, read_to_eof, Conn};
+use nds_tests::{docker_sock, free_port, image, root, unique, Cli};
+
+const T: Duration = Duration::from_secs(60);
+
+struct Proxy {
+    nginx: Nginx,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:port` of each listener.
+    readonly: String,
+    runner: String,
+}
+
+impl Proxy {
+    /// The extra listeners are on TCP ports (docker CLI 20.10 sends an empty `Host` on
+    /// its hijacks over a unix socket, which nginx refuses): a port that another test
+    /// takes between `free_port` and nginx's bind is retried with new ports.
+    fn start() -> Proxy {
+        for _ in 0..3 {
+            let (readonly, runner) = (free_port(), free_port());
+            let started = std::panic::catch_unwind(|| Self::try_start(readonly, runner));
+            if let Ok(p) = started {
+                return p;
+            }
+        }
+        panic!("no free ports for the rules' listeners in 3 attempts");
+    }
+
+    fn try_start(readonly: u16, runner: u16) -> Proxy {
+        let mut conf = NginxConf::docker(true, Recipe::Recommended);
+        let tmp = tempfile::tempdir().unwrap();
+        let pass = format!(
+            "include {}; proxy_pass http://unix:{};",
+            root().join("nginx-config/docker-api.conf").display(),
+            docker_sock().display()
+        );
+        conf.http = format!(
+            r#"
+    log_format api '$request_method $uri $status op=$docker_api_operation group=$docker_api_group obj=$docker_api_object v=$docker_api_version';
+    server {{
+        listen 127.0.0.1:{readonly};
+        access_log {dir}/api.log api;
+        docker_api_allow read;
+        location / {{ {pass} }}
+    }}
+    server {{
+        listen 127.0.0.1:{runner};
+        access_log {dir}/api.log api;
+        docker_api_deny containers.exec containers.logs;
+        docker_api_allow read containers.create containers.attach containers.lifecycle;
+        docker_api_allow containers.delete;
+        location / {{ {pass} }}
+        location /nothing-allowed/ {{ docker_api_deny all; {pass} }}
+    }}
+"#,
+            dir = tmp.path().display(),
+        );
+        Proxy {
+            nginx: Nginx::start(&conf),
+            dir: tmp,
+            readonly: format!("127.0.0.1:{readonly}"),
+            runner: format!("127.0.0.1:{runner}"),
+        }
+    }
+
+    /// The access log once it has `line` (nginx writes it just after the response's
+    /// last byte, so a client can be faster), or as it is after 5 s.
+    fn api_log_with(&self, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = std::fs::read_to_string(self.dir.path().join("api.log")).unwrap_or_default();
+            if log.contains(line) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn tcp_host(addr: &str) -> String {
+    format!("tcp://{addr}")
+}
+
+fn run(cli: &Cli, host: &str, args: &[&str], input: Input) -> Out {
+    docker(cli, host, args, input, T)
+}
+
+/// The CLI's error for a refusal names the operation and the rule that would allow it.
+fn assert_refused(out: &Out, what: &str, needle: &str) {
+    assert!(!out.ok(), "{what}: was let through: {}", out.brief());
+    assert!(
+        out.stderr.contains(needle) && out.stderr.contains("by this proxy"),
+        "{what}: the error does not say {needle:?}: {}",
+        out.brief()
+    );
+}
+
+fn containers_labelled(label: &str) -> String {
+    direct(&["ps", "-aq", "--filter", &format!("label={label}")])
+}
+
+#[test]
+fn readonly_lists_but_creates_nothing() {
+    let p = Proxy::start();
+    let host = tcp_host(&p.readonly);
+    for cli in Cli::all() {
+        let out = run(&cli, &host, &["ps", "-a"], Input::None);
+        assert!(out.ok(), "{}: ps: {}", cli.name, out.brief());
+        let out = run(&cli, &host, &["image", "inspect", &image()], Input::None);
+        assert!(out.ok(), "{}: image inspect: {}", cli.name, out.brief());
+
+        let label = unique("nds-rules-ro");
+        let out = run(
+            &cli,
+            &host,
+            &["run", "--rm", "--label", &label, &image(), "true"],
+            Input::None,
+        );
+        assert_refused(
+            &out,
+            &format!("{}: run", cli.name),
+            "ContainerCreate (group containers.create, section containers) is not allowed",
+        );
+        assert!(
+            out.stderr.contains("docker_api_allow containers.create"),
+            "{}",
+            out.brief()
+        );
+        assert_eq!(containers_labelled(&label), "", "a container was created");
+
+        // The control: the same nginx, a location without rules.
+        let out = run(
+            &cli,
+            &p.nginx.host(),
+            &["run", "--rm", "--label", &label, &image(), "true"],
+            Input::None,
+        );
+        assert!(out.ok(), "{}: control run: {}", cli.name, out.brief());
+    }
+    let log = p.nginx.error_log();
+    assert!(
+        log.contains("docker_api: ContainerCreate (group containers.create"),
+        "no refusal line in the error log:\n{log}"
+    );
+    p.nginx.assert_healthy();
+}
+
+#[test]
+fn runner_runs_with_stdin_but_cannot_exec_or_read_logs() {
+    let p = Proxy::start();
+    let host = tcp_host(&p.runner);
+    let mut c = Containers(Vec::new());
+    let sleeper = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(sleeper.clone());
+    for cli in Cli::all() {
+        // A hijack with stdin that ends: create, attach, start, wait, delete.
+        let out = run(
+            &cli,
+            &host,
+            &[
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                &image(),
+                "sh",
+                "-c",
+                "cat; echo after-eof",
+            ],
+            Input::Bytes(b"one\ntwo\n".to_vec()),
+        );
+        assert!(
+            out.ok(),
+            "{}: run -i: {}\n{}\n{}",
+            cli.name,
+            out.brief(),
+            p.api_log_with(""),
+            p.nginx.error_log()
+        );
+        assert_eq!(out.stdout_str(), "one\ntwo\nafter-eof\n", "{}", cli.name);
+
+        let marker = format!("/tmp/{}", unique("exec"));
+        let out = run(
+            &cli,
+            &host,
+            &["exec", &sleeper, "touch", &marker],
+            Input::None,
+        );
+        assert_refused(
+            &out,
+            &format!("{}: exec", cli.name),
+            "ContainerExec (group containers.exec, section containers) is refused by this proxy (\"docker_api_deny containers.exec containers.logs\")",
+        );
+        let out = run(&cli, &host, &["logs", &sleeper], Input::None);
+        assert_refused(
+            &out,
+            &format!("{}: logs", cli.name),
+            "ContainerLogs (group containers.logs",
+        );
+        let out = run(&cli, &host, &["kill", &sleeper], Input::None);
+        assert_refused(
+            &out,
+            &format!("{}: kill", cli.name),
+            "docker_api_allow containers.kill",
+        );
+        // Nothing ran in the container: the file is not there.
+        let out = run(
+            &cli,
+            &nds_tests::direct_host(),
+            &["exec", &sleeper, "test", "-e", &marker],
+            Input::None,
+        );
+        assert_eq!(out.code, Some(1), "the refused exec ran: {}", out.brief());
+
+        // The control runs the same exec.
+        let out = run(
+            &cli,
+            &p.nginx.host(),
+            &["exec", &sleeper, "touch", &marker],
+            Input::None,
+        );
+        assert!(out.ok(), "{}: control exec: {}", cli.name, out.brief());
+        direct(&["exec", &sleeper, "test", "-e", &marker]);
+    }
+    p.nginx.assert_healthy();
+}
+
+/// Raw requests: the refusal's head and body, paths the client writes in other forms
+/// than dockerd's route (encoded, dot segments) classified as nginx normalizes them,
+/// unknown paths refused, and no `100 Continue` before a refusal.
+#[test]
+fn raw_refusals_are_json_and_follow_the_normalized_path() {
+    let p = Proxy::start();
+    let sock = p.readonly.clone();
+    let label = unique("nds-rules-raw");
+    let body = format!(
+        "{{\"Image\":\"{}\",\"Labels\":{{\"{label}\":\"\"}}}}",
+        image()
+    );
+    for (target, needle) in [
+        ("/v1.41/containers/create", "ContainerCreate"),
+        ("/containers/create", "ContainerCreate"),
+        ("/v1.41/containers/%63reate", "ContainerCreate"),
+        ("/_ping/../containers/create", "ContainerCreate"),
+        ("/v1.41/containers/x/../create", "ContainerCreate"),
+        ("/v1.41/containers/create?name=x", "ContainerCreate"),
+        (
+            "/v1.41/Containers/create",
+            "this path (no Docker API operation)",
+        ),
+        ("/foo", "this path (no Docker API operation)"),
+    ] {
+        let mut conn = Conn::connect(&sock);
+        let r = raw::request(
+            &mut conn,
+            &format!(
+                "POST {target} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert_eq!(r.status(), 403, "{target}: {}", r.status_line);
+        assert_eq!(
+            r.header("Content-Type"),
+            Some("application/json"),
+            "{target}"
+        );
+        let (rest, _) = read_to_eof(&mut conn, r.rest, Duration::from_secs(10));
+        let text = String::from_utf8_lossy(&rest).into_owned();
+        assert!(
+            text.starts_with("{\"message\":\"") && text.ends_with("\"}\n"),
+            "{target}: not a JSON message: {text:?}"
+        );
+        assert!(text.contains(needle), "{target}: {text}");
+    }
+    assert_eq!(containers_labelled(&label), "", "a container was created");
+
+    // GET of the unknown path: refused too (rules are an allow-list).
+    let mut conn = Conn::connect(&sock);
+    let r = raw::request(
+        &mut conn,
+        "GET /no/such/route HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 403);
+
+    // Expect: 100-continue: the refusal comes without a 100 first.
+    let mut conn = Conn::connect(&sock);
+    let r = raw::request(
+        &mut conn,
+        &format!(
+            "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        ),
+    );
+    assert_eq!(r.status(), 403, "{}", r.status_line);
+
+    // An allowed read through the same listener.
+    let mut conn = Conn::connect(&sock);
+    let r = raw::request(
+        &mut conn,
+        "GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 200);
+    p.nginx.assert_healthy();
+}
+
+#[test]
+fn deny_all_in_a_location_replaces_the_servers_rules() {
+    let p = Proxy::start();
+    let mut conn = Conn::connect(&p.runner);
+    let r = raw::request(
+        &mut conn,
+        "GET /nothing-allowed/../_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    );
+    // Normalized to /_ping: the server's rules let it through (dockerd, given the raw
+    // path, redirects).
+    assert_ne!(r.status(), 403, "{}", r.status_line);
+    let mut conn = Conn::connect(&p.runner);
+    conn.write_all(
+        b"GET /nothing-allowed/_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let r = raw::read_head(&mut conn);
+    assert_eq!(r.status(), 403, "{}", r.status_line);
+    let (rest, _) = read_to_eof(&mut conn, r.rest, Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("(\\\"docker_api_deny all\\\")"), "{text}");
+}
+
+#[test]
+fn variables_name_the_operation_in_the_access_log() {
+    let p = Proxy::start();
+    let host = tcp_host(&p.runner);
+    let cli = Cli::setup();
+    let out = run(
+        &cli,
+        &host,
+        &["image", "inspect", &format!("{}:latest", image())],
+        Input::None,
+    );
+    assert!(out.ok(), "{}", out.brief());
+    let mut conn = Conn::connect(&p.runner);
+    let r = raw::request(
+        &mut conn,
+        "GET /v1.47/containers/nds-no-such-container/logs?stdout=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 403);
+    let mut conn = Conn::connect(&p.runner);
+    let r = raw::request(
+        &mut conn,
+        "GET /v1.41.0/images/a%2Fb:c/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 404);
+    let img = image();
+    for line in [
+        format!("op=ImageInspect group=images.read obj={img}:latest v=1."),
+        "403 op=ContainerLogs group=containers.logs obj=nds-no-such-container v=1.47".to_string(),
+        "/v1.41.0/images/a/b:c/json 404 op=ImageInspect group=images.read obj=a/b:c v=1.41.0"
+            .to_string(),
+    ] {
+        let log = p.api_log_with(&line);
+        assert!(log.contains(&line), "no {line:?} in the access log:\n{log}");
+    }
+    // A path with no route: empty operation and group.
+    let mut conn = Conn::connect(&p.runner);
+    let r = raw::request(
+        &mut conn,
+        "GET /nope HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 403);
+    let log = p.api_log_with("GET /nope 403 ");
+    assert!(
+        log.contains("GET /nope 403 op= group= obj= v="),
+        "unknown path logged as:\n{log}"
+    );
+}
