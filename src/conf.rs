@@ -1,6 +1,6 @@
 //! Directives: `docker_stream on|off`, `docker_stream_timeout <time>|off`,
-//! `docker_stream_splice auto|on|off`, and the rules `docker_api_allow` / `docker_api_deny`
-//! (checked by `api_rules`).
+//! `docker_stream_splice auto|on|off`; the table of every directive, those of the Docker
+//! API rules included (their handlers are in `api_conf`).
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -8,16 +8,18 @@ use core::ptr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t,
     ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_msec_t, ngx_str_t, ngx_uint_t, off_t,
-    NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
+    NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{Merge, MergeConfigError};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use docker_stream_logic::duration::parse_timeout;
-use docker_stream_logic::rules::{Action, Rule};
 use docker_stream_logic::splice_mode::SpliceMode;
+
+use crate::api_conf::{self, Access};
 
 const UNSET_FLAG: ngx_flag_t = -1;
 const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
@@ -33,9 +35,10 @@ pub struct LocConf {
     pub timeout: ngx_msec_t,
     /// `docker_stream_splice`; `None` while unset.
     pub splice: Option<SpliceMode>,
-    /// `docker_api_allow` / `docker_api_deny` lines in order; `None` when the level has
-    /// none (it then inherits the enclosing level's, as nginx's `allow`/`deny` do).
-    pub rules: Option<Vec<Rule>>,
+    /// `docker_api_allow` / `docker_api_deny` lines or `docker_api_rules`; `None` when
+    /// the level has none (it then inherits the enclosing level's, as nginx's
+    /// `allow`/`deny` do).
+    pub access: Option<Access>,
 }
 
 impl Default for LocConf {
@@ -44,7 +47,7 @@ impl Default for LocConf {
             enable: UNSET_FLAG,
             timeout: UNSET_MSEC,
             splice: None,
-            rules: None,
+            access: None,
         }
     }
 }
@@ -75,8 +78,8 @@ impl Merge for LocConf {
         if self.splice.is_none() {
             self.splice = Some(prev.splice_mode());
         }
-        if self.rules.is_none() {
-            self.rules.clone_from(&prev.rules);
+        if self.access.is_none() {
+            self.access.clone_from(&prev.access);
         }
         if self.timeout == UNSET_MSEC {
             self.timeout = if prev.timeout == UNSET_MSEC {
@@ -129,7 +132,7 @@ pub unsafe fn merge_loc_conf(
 
 const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 6] = [
+pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 8] = [
     ngx_command_t {
         name: ngx_string!("docker_stream"),
         type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
@@ -157,7 +160,7 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 6] = [
     ngx_command_t {
         name: ngx_string!("docker_api_allow"),
         type_: (CONTEXT | NGX_CONF_1MORE) as ngx_uint_t,
-        set: Some(set_allow),
+        set: Some(api_conf::set_allow),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: ptr::null_mut(),
@@ -165,8 +168,24 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 6] = [
     ngx_command_t {
         name: ngx_string!("docker_api_deny"),
         type_: (CONTEXT | NGX_CONF_1MORE) as ngx_uint_t,
-        set: Some(set_deny),
+        set: Some(api_conf::set_deny),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_rules"),
+        type_: (CONTEXT | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(api_conf::set_rules),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_policy"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_BLOCK | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(api_conf::set_policy),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
         offset: 0,
         post: ptr::null_mut(),
     },
@@ -257,49 +276,5 @@ extern "C" fn set_splice(
             }
         }
         NGX_CONF_OK
-    })
-}
-
-extern "C" fn set_allow(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    add_rule(cf, conf, "docker_api_allow", Action::Allow)
-}
-
-extern "C" fn set_deny(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    add_rule(cf, conf, "docker_api_deny", Action::Deny)
-}
-
-fn add_rule(cf: *mut ngx_conf_t, conf: *mut c_void, name: &str, action: Action) -> *mut c_char {
-    crate::guard::catch_conf(cf, || {
-        // SAFETY: called by nginx as a 1MORE directive handler of this module, with its
-        // LocConf and cf->args holding the directive and its values.
-        let (conf, args) = unsafe {
-            (
-                &mut *conf.cast::<LocConf>(),
-                (*(*cf).args).as_slice::<ngx_str_t>(),
-            )
-        };
-        let values: Vec<String> = args[1..]
-            .iter()
-            .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
-            .collect();
-        let values: Vec<&str> = values.iter().map(String::as_str).collect();
-        match Rule::parse(name, action, &values) {
-            Ok(rule) => {
-                conf.rules.get_or_insert_with(Vec::new).push(rule);
-                NGX_CONF_OK
-            }
-            Err(e) => {
-                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{name}\": {e}");
-                NGX_CONF_ERROR
-            }
-        }
     })
 }

@@ -14,8 +14,9 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_HTTP_MODULE};
-use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
+mod api_conf;
 mod api_rules;
 mod conf;
 mod direction;
@@ -62,6 +63,11 @@ impl HttpModule for DockerStreamModule {
     }
 }
 
+// SAFETY: MainConf is created by create_main_conf for this module's main_conf slot.
+unsafe impl HttpModuleMainConf for DockerStreamModule {
+    type MainConf = api_conf::MainConf;
+}
+
 // SAFETY: LocConf is created by create_loc_conf for this module's loc_conf slot.
 unsafe impl HttpModuleLocationConf for DockerStreamModule {
     type LocationConf = LocConf;
@@ -84,8 +90,8 @@ static NGX_HTTP_DOCKER_STREAM_MODULE_CTX: nginx_sys::ngx_http_module_t =
     nginx_sys::ngx_http_module_t {
         preconfiguration: Some(DockerStreamModule::preconfiguration),
         postconfiguration: Some(DockerStreamModule::postconfiguration),
-        create_main_conf: None,
-        init_main_conf: None,
+        create_main_conf: Some(DockerStreamModule::create_main_conf),
+        init_main_conf: Some(api_conf::init_main_conf),
         create_srv_conf: None,
         merge_srv_conf: None,
         create_loc_conf: Some(DockerStreamModule::create_loc_conf),

@@ -138,19 +138,79 @@ pub fn decide<'r>(rules: &'r [Rule], op: Option<&Operation>) -> Decision<'r> {
     }
 }
 
+/// A named rule set: `docker_api_policy NAME { allow ...; deny ...; }`, chosen per request
+/// by `docker_api_rules`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PolicyNameError {
+    #[error("invalid policy name \"{0}\" (letters, digits, \"_\", \"-\", \".\")")]
+    Invalid(String),
+}
+
+/// Policy names are what a `map` returns, so they are kept to characters that need no
+/// quoting and cannot be confused with a variable or a list.
+pub fn check_policy_name(name: &str) -> Result<(), PolicyNameError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PolicyNameError::Invalid(name.to_owned()))
+    }
+}
+
+/// The policy named `name`, if one is defined.
+pub fn find_policy<'p>(policies: &'p [Policy], name: &[u8]) -> Option<&'p Policy> {
+    policies.iter().find(|p| p.name.as_bytes() == name)
+}
+
 /// The `message` of the JSON refusal: what was refused, why, and what would allow it.
-pub fn refusal_message(decision: Decision<'_>, op: Option<&Operation>) -> String {
+/// `policy` is the name of the policy whose rules decided, if the rules came from one.
+pub fn refusal_message(
+    decision: Decision<'_>,
+    op: Option<&Operation>,
+    policy: Option<&str>,
+) -> String {
     let what = match op {
         Some(op) => format!("{} (group {}, section {})", op.name, op.group, op.section),
         None => "this path (no Docker API operation)".to_owned(),
     };
-    let how = match op {
-        Some(op) => format!("docker_api_allow {}", op.group),
-        None => "docker_api_allow unknown".to_owned(),
+    let selector = op.map_or("unknown", |op| op.group);
+    let (how, in_policy) = match policy {
+        Some(p) => (
+            format!("\"allow {selector}\""),
+            format!(" in docker_api_policy {p}"),
+        ),
+        None => (format!("\"docker_api_allow {selector}\""), String::new()),
     };
     match decision {
-        Decision::Denied(rule) => format!("{what} is refused by this proxy (\"{}\")", rule.text),
-        _ => format!("{what} is not allowed by this proxy (it would take \"{how}\")"),
+        Decision::Denied(rule) => {
+            format!(
+                "{what} is refused by this proxy (\"{}\"{in_policy})",
+                rule.text
+            )
+        }
+        _ => format!("{what} is not allowed by this proxy (it would take {how}{in_policy})"),
+    }
+}
+
+/// The refusal when the policy named for a request is not defined, or none is named.
+pub fn no_policy_message(name: &[u8]) -> String {
+    if name.is_empty() {
+        "this client has no Docker API policy on this proxy".to_owned()
+    } else {
+        format!(
+            "the Docker API policy \"{}\" named for this client is not defined on this proxy",
+            String::from_utf8_lossy(name).escape_debug()
+        )
     }
 }
 
@@ -264,19 +324,55 @@ mod tests {
             (Action::Allow, &["read"]),
         ]);
         let exec = op("POST", "/containers/x/exec");
-        let m = refusal_message(decide(&r, exec), exec);
+        let m = refusal_message(decide(&r, exec), exec, None);
         assert_eq!(
             m,
             "ContainerExec (group containers.exec, section containers) is refused by this proxy (\"docker_api_deny containers.exec\")"
         );
         let create = op("POST", "/containers/create");
-        let m = refusal_message(decide(&r, create), create);
+        let m = refusal_message(decide(&r, create), create, None);
         assert!(
             m.contains("ContainerCreate") && m.contains("docker_api_allow containers.create"),
             "{m}"
         );
-        let m = refusal_message(decide(&r, None), None);
+        let m = refusal_message(decide(&r, None), None, None);
         assert!(m.contains("docker_api_allow unknown"), "{m}");
+    }
+
+    #[test]
+    fn policies_are_named_in_messages() {
+        let r = vec![
+            Rule::parse("deny", Action::Deny, &["containers.exec"]).unwrap(),
+            Rule::parse("allow", Action::Allow, &["read"]).unwrap(),
+        ];
+        let exec = op("POST", "/containers/x/exec");
+        assert_eq!(
+            refusal_message(decide(&r, exec), exec, Some("ci")),
+            "ContainerExec (group containers.exec, section containers) is refused by this proxy (\"deny containers.exec\" in docker_api_policy ci)"
+        );
+        let kill = op("POST", "/containers/x/kill");
+        assert_eq!(
+            refusal_message(decide(&r, kill), kill, Some("ci")),
+            "ContainerKill (group containers.kill, section containers) is not allowed by this proxy (it would take \"allow containers.kill\" in docker_api_policy ci)"
+        );
+        let policies = vec![Policy {
+            name: "ci".into(),
+            rules: r,
+        }];
+        assert!(find_policy(&policies, b"ci").is_some());
+        assert!(find_policy(&policies, b"CI").is_none());
+        assert!(find_policy(&policies, b"").is_none());
+        assert_eq!(
+            no_policy_message(b"x\"y"),
+            "the Docker API policy \"x\\\"y\" named for this client is not defined on this proxy"
+        );
+        assert!(no_policy_message(b"").contains("no Docker API policy"));
+        for good in ["ci", "traefik-ro", "a.b_c", "0"] {
+            assert!(check_policy_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "$x", "a;b", "é", &"x".repeat(65)] {
+            assert!(check_policy_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

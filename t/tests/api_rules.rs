@@ -9,9 +9,11 @@
 //! (runs containers, no exec, no logs), whose access log records the operation variables.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nds_tests::cli::{direct, docker, Containers, Input, Out};
+use nds_tests::certs::Certs;
+use nds_tests::cli::{direct, docker, tls_host, Containers, Input, Out};
 use nds_tests::nginx::{Nginx, NginxConf, Recipe};
 use nds_tests::raw::{self, read_to_eof, Conn};
 use nds_tests::{docker_sock, free_port, image, root, unique, Cli};
@@ -24,6 +26,8 @@ struct Proxy {
     /// `127.0.0.1:port` of each listener.
     readonly: String,
     runner: String,
+    /// A unix socket whose policy an `auth_request` service names.
+    byauth: String,
 }
 
 impl Proxy {
@@ -67,11 +71,36 @@ impl Proxy {
         location / {{ {pass} }}
         location /nothing-allowed/ {{ docker_api_deny all; {pass} }}
     }}
+    docker_api_policy reader {{
+        allow read;
+    }}
+    server {{
+        listen unix:{dir}/byauth.sock;
+        location = /_policy {{
+            internal;
+            proxy_pass http://unix:{dir}/auth.sock;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location / {{
+            auth_request /_policy;
+            auth_request_set $policy_from_auth $upstream_http_x_docker_policy;
+            docker_api_rules $policy_from_auth;
+            {pass}
+        }}
+    }}
+    server {{
+        listen unix:{dir}/auth.sock;
+        # A stand-in for an authentication service: it names the policy the client asks
+        # for.
+        location / {{ add_header X-Docker-Policy $http_x_test_policy; return 204; }}
+    }}
 "#,
             dir = tmp.path().display(),
         );
         Proxy {
             nginx: Nginx::start(&conf),
+            byauth: tmp.path().join("byauth.sock").display().to_string(),
             dir: tmp,
             readonly: format!("127.0.0.1:{readonly}"),
             runner: format!("127.0.0.1:{runner}"),
@@ -390,4 +419,159 @@ fn variables_name_the_operation_in_the_access_log() {
         log.contains("GET /nope 403 op= group= obj= v="),
         "unknown path logged as:\n{log}"
     );
+}
+
+/// `docker_api_rules $var` with the policy named by an `auth_request` service's response
+/// header; a name no policy has, and no name, are refused.
+#[test]
+fn a_policy_named_by_the_auth_service() {
+    let p = Proxy::start();
+    let send = |policy: Option<&str>, head: &str| {
+        let mut conn = Conn::connect(&p.byauth);
+        let policy = policy.map_or(String::new(), |v| format!("X-Test-Policy: {v}\r\n"));
+        let (line, rest) = head.split_once("\r\n").unwrap();
+        conn.write_all(format!("{line}\r\n{policy}{rest}").as_bytes())
+            .unwrap();
+        let r = raw::read_head(&mut conn);
+        let (body, _) = read_to_eof(&mut conn, r.rest.clone(), Duration::from_secs(10));
+        (r.status(), String::from_utf8_lossy(&body).into_owned())
+    };
+    let list = "GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n";
+    let create = "POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\n\
+                  Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    assert_eq!(send(Some("reader"), list).0, 200);
+    let (status, body) = send(Some("reader"), create);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(r#"it would take \"allow containers.create\" in docker_api_policy reader"#),
+        "{body}"
+    );
+    let (status, body) = send(Some("nosuch"), list);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(r#"the Docker API policy \"nosuch\" named for this client is not defined"#),
+        "{body}"
+    );
+    let (status, body) = send(None, list);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("this client has no Docker API policy"),
+        "{body}"
+    );
+    p.nginx.assert_healthy();
+}
+
+/// `nginx-config/docker-api-policies.conf` as it is (paths, subjects and port replaced):
+/// each client certificate gets its policy, with both CLIs over TLS.
+#[test]
+fn policies_per_client_certificate_from_the_snippet() {
+    let certs = Certs::generate();
+    let dirs: Vec<PathBuf> = ["ci", "traefik", "stranger"]
+        .iter()
+        .map(|n| certs.add_client(n))
+        .collect();
+    let files = tempfile::tempdir().unwrap();
+    for f in ["server-cert.pem", "server-key.pem", "ca.pem"] {
+        std::fs::copy(certs.path(&format!("server/{f}")), files.path().join(f)).unwrap();
+    }
+    let start = || {
+        let port = free_port();
+        let mut text =
+            std::fs::read_to_string(root().join("nginx-config/docker-api-policies.conf")).unwrap();
+        for (from, to) in [
+            ("\"CN=ci-runner\"", "\"CN=nds test ci\"".to_string()),
+            ("\"CN=traefik\"", "\"CN=nds test traefik\"".to_string()),
+            ("listen 2376 ssl;", format!("listen 127.0.0.1:{port} ssl;")),
+            (
+                "/etc/nginx/docker-policies/",
+                format!("{}/", files.path().display()),
+            ),
+            (
+                "/etc/nginx/docker-api.conf",
+                root()
+                    .join("nginx-config/docker-api.conf")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "unix:/var/run/docker.sock",
+                format!("unix:{}", docker_sock().display()),
+            ),
+        ] {
+            assert!(text.contains(from), "the snippet no longer has {from:?}");
+            text = text.replace(from, &to);
+        }
+        let path = files.path().join(format!("policies-{port}.conf"));
+        std::fs::write(&path, text).unwrap();
+        let mut conf = NginxConf::docker(true, Recipe::Recommended);
+        conf.http = format!("include {};", path.display());
+        (Nginx::start(&conf), format!("127.0.0.1:{port}"))
+    };
+    let (nginx, addr) = (0..3)
+        .find_map(|_| std::panic::catch_unwind(start).ok())
+        .expect("no free port in 3 attempts");
+    let [ci, traefik, stranger] = [0, 1, 2].map(|i| tls_host(&addr, &dirs[i]));
+
+    let mut c = Containers(Vec::new());
+    let sleeper = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(sleeper.clone());
+    for cli in Cli::all() {
+        let out = run(
+            &cli,
+            &ci,
+            &[
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                &image(),
+                "sh",
+                "-c",
+                "cat; echo after-eof",
+            ],
+            Input::Bytes(b"one\n".to_vec()),
+        );
+        assert!(out.ok(), "{}: ci run -i: {}", cli.name, out.brief());
+        assert_eq!(out.stdout_str(), "one\nafter-eof\n", "{}", cli.name);
+        let out = run(&cli, &ci, &["exec", &sleeper, "true"], Input::None);
+        assert_refused(
+            &out,
+            &format!("{}: ci exec", cli.name),
+            r#"is refused by this proxy ("deny containers.exec exec.start containers.logs" in docker_api_policy ci)"#,
+        );
+
+        let out = run(&cli, &traefik, &["ps"], Input::None);
+        assert!(out.ok(), "{}: traefik ps: {}", cli.name, out.brief());
+        let label = unique("nds-policy");
+        let out = run(
+            &cli,
+            &traefik,
+            &["run", "--rm", "--label", &label, &image(), "true"],
+            Input::None,
+        );
+        assert_refused(
+            &out,
+            &format!("{}: traefik run", cli.name),
+            r#"it would take "allow containers.create" in docker_api_policy traefik"#,
+        );
+        assert_eq!(containers_labelled(&label), "", "a container was created");
+        let out = run(&cli, &traefik, &["logs", &sleeper], Input::None);
+        assert_refused(
+            &out,
+            &format!("{}: traefik logs", cli.name),
+            "ContainerLogs",
+        );
+
+        let out = run(&cli, &stranger, &["ps"], Input::None);
+        assert!(!out.ok(), "{}: stranger ps: {}", cli.name, out.brief());
+        assert!(
+            out.stderr
+                .contains("this client has no Docker API policy on this proxy"),
+            "{}: {}",
+            cli.name,
+            out.brief()
+        );
+    }
+    nginx.assert_healthy();
 }

@@ -21,6 +21,10 @@ fn good_values_pass() {
         "docker_api_allow all;",
         "docker_api_deny containers.exec exec.start; docker_api_allow containers ping.read ImageBuild unknown write;",
         "docker_api_allow read; server { listen 127.0.0.1:1; docker_api_deny all; location / { docker_api_allow ContainerList; } }",
+        "docker_api_policy a { allow read; } docker_api_rules a;",
+        "docker_api_policy a { deny all; } server { listen 127.0.0.1:1; location / { docker_api_rules $http_x; } }",
+        "server { listen 127.0.0.1:1; location / { docker_api_rules b; } } docker_api_policy b { allow all; }",
+        "docker_api_policy ci-2.x_y { deny containers.exec; allow read containers; } docker_api_rules $http_x; server { listen 127.0.0.1:1; location / { docker_api_allow all; } }",
     ] {
         let (ok, out) = config_test(conf);
         assert!(ok, "{conf}: {out}");
@@ -69,6 +73,50 @@ fn bad_values_fail_with_the_directive_named() {
             "\"docker_api_deny\": unknown operation, group or section \"containerCreate\"",
         ),
         ("docker_api_allow READ;", "\"READ\""),
+        (
+            "server { listen 127.0.0.1:1; location / { docker_api_rules nosuch; } }",
+            "names \"nosuch\", which no \"docker_api_policy\" defines",
+        ),
+        (
+            "docker_api_policy a { allow read; } docker_api_policy a { allow read; }",
+            "\"docker_api_policy\": \"a\" is already defined",
+        ),
+        ("docker_api_policy a { }", "\"a\" has no rules"),
+        (
+            "docker_api_policy a { permit read; }",
+            "unknown directive \"permit\" in \"docker_api_policy\" \"a\"",
+        ),
+        ("docker_api_policy a { allow; }", "needs an operation"),
+        (
+            "docker_api_policy a { allow nope; }",
+            "unknown operation, group or section \"nope\"",
+        ),
+        (
+            "docker_api_policy \"a b\" { allow read; }",
+            "invalid policy name",
+        ),
+        ("docker_api_rules \"a;b\";", "invalid policy name"),
+        (
+            "docker_api_policy a { allow read; } docker_api_rules a; docker_api_rules a;",
+            "\"docker_api_rules\" directive is duplicate",
+        ),
+        (
+            "docker_api_policy a { allow read; } docker_api_allow read; docker_api_rules a;",
+            "cannot be combined",
+        ),
+        (
+            "docker_api_policy a { allow read; } docker_api_rules a; docker_api_deny all;",
+            "\"docker_api_deny\" cannot be combined",
+        ),
+        (
+            "server { listen 127.0.0.1:1; docker_api_policy a { allow read; } }",
+            "\"docker_api_policy\" directive is not allowed here",
+        ),
+        (
+            "docker_api_policy a { allow read; { } }",
+            "unexpected \"{\"",
+        ),
+        ("docker_api_policy a;", "\"docker_api_policy\""),
     ] {
         let (ok, out) = config_test(conf);
         assert!(!ok, "{conf} was accepted");
