@@ -139,6 +139,34 @@ fn assert_refused(out: &Out, what: &str, needle: &str) {
     );
 }
 
+/// `docker run --rm -i` with input that ends, through `host`: the output after the end
+/// of input shows that it reached the container.
+fn assert_run_with_stdin(cli: &Cli, host: &str, what: &str) {
+    let out = run(
+        cli,
+        host,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            &image(),
+            "sh",
+            "-c",
+            "cat; echo after-eof",
+        ],
+        Input::Bytes(b"one\ntwo\n".to_vec()),
+    );
+    assert!(out.ok(), "{}: {what}: run -i: {}", cli.name, out.brief());
+    assert_eq!(
+        out.stdout_str(),
+        "one\ntwo\nafter-eof\n",
+        "{}: {what}",
+        cli.name
+    );
+}
+
 fn containers_labelled(label: &str) -> String {
     direct(&["ps", "-aq", "--filter", &format!("label={label}")])
 }
@@ -198,31 +226,7 @@ fn runner_runs_with_stdin_but_cannot_exec_or_read_logs() {
     c.0.push(sleeper.clone());
     for cli in Cli::all() {
         // A hijack with stdin that ends: create, attach, start, wait, delete.
-        let out = run(
-            &cli,
-            &host,
-            &[
-                "run",
-                "--rm",
-                "-i",
-                "--network",
-                "none",
-                &image(),
-                "sh",
-                "-c",
-                "cat; echo after-eof",
-            ],
-            Input::Bytes(b"one\ntwo\n".to_vec()),
-        );
-        assert!(
-            out.ok(),
-            "{}: run -i: {}\n{}\n{}",
-            cli.name,
-            out.brief(),
-            p.api_log_with(""),
-            p.nginx.error_log()
-        );
-        assert_eq!(out.stdout_str(), "one\ntwo\nafter-eof\n", "{}", cli.name);
+        assert_run_with_stdin(&cli, &host, "runner");
 
         let marker = format!("/tmp/{}", unique("exec"));
         let out = run(
@@ -516,24 +520,7 @@ fn policies_per_client_certificate_from_the_snippet() {
     let sleeper = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
     c.0.push(sleeper.clone());
     for cli in Cli::all() {
-        let out = run(
-            &cli,
-            &ci,
-            &[
-                "run",
-                "--rm",
-                "-i",
-                "--network",
-                "none",
-                &image(),
-                "sh",
-                "-c",
-                "cat; echo after-eof",
-            ],
-            Input::Bytes(b"one\n".to_vec()),
-        );
-        assert!(out.ok(), "{}: ci run -i: {}", cli.name, out.brief());
-        assert_eq!(out.stdout_str(), "one\nafter-eof\n", "{}", cli.name);
+        assert_run_with_stdin(&cli, &ci, "ci");
         let out = run(&cli, &ci, &["exec", &sleeper, "true"], Input::None);
         assert_refused(
             &out,
