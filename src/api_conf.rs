@@ -8,13 +8,14 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_parse, ngx_conf_t, ngx_http_compile_complex_value,
-    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_pcalloc, ngx_str_t,
-    NGX_LOG_EMERG, NGX_OK,
+    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_parse_size, ngx_pcalloc,
+    ngx_str_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_conf_log_error;
 
+use docker_stream_logic::guards::{GuardConfError, Guards};
 use docker_stream_logic::rules::{check_policy_name, Action, Policy, Rule};
 
 use crate::conf::LocConf;
@@ -152,6 +153,7 @@ pub extern "C" fn set_policy(
         main.policies.push(Policy {
             name: name.clone(),
             rules: Vec::new(),
+            guards: None,
         });
         // The block's lines cannot define policies, so the vector does not grow while
         // nginx holds this pointer.
@@ -191,6 +193,21 @@ unsafe extern "C" fn policy_line(
         // SAFETY: nginx calls cf->handler with cf->handler_conf, the policy being parsed
         // (set_policy), and the line's words in cf->args.
         let (policy, words) = unsafe { (&mut *conf.cast::<Policy>(), args(cf)) };
+        if let Some(which) = guard_setting(&words[0]) {
+            let values: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            let guards = policy.guards.get_or_insert_with(Guards::default);
+            if let Err(e) = apply_guard_setting(guards, which, &values) {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "\"{}\" in \"docker_api_policy\" \"{}\": {e}",
+                    words[0],
+                    policy.name
+                );
+                return NGX_CONF_ERROR;
+            }
+            return NGX_CONF_OK;
+        }
         let action = match words[0].as_str() {
             "allow" => Action::Allow,
             "deny" => Action::Deny,
@@ -198,7 +215,7 @@ unsafe extern "C" fn policy_line(
                 ngx_conf_log_error!(
                     NGX_LOG_EMERG,
                     cf,
-                    "unknown directive \"{other}\" in \"docker_api_policy\" \"{}\", use \"allow\" or \"deny\"",
+                    "unknown directive \"{other}\" in \"docker_api_policy\" \"{}\", use \"allow\", \"deny\", \"guard\", \"guard_capabilities\" or \"guard_bind_mounts\"",
                     policy.name
                 );
                 return NGX_CONF_ERROR;
@@ -325,6 +342,105 @@ pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) 
                 return NGX_CONF_ERROR;
             }
         }
+        NGX_CONF_OK
+    })
+}
+
+/// Which part of the guards a directive (or a policy line) sets: the guards that are on,
+/// the capabilities allowed, the host paths allowed.
+#[derive(Clone, Copy)]
+enum GuardSetting {
+    On = 0,
+    Capabilities = 1,
+    BindMounts = 2,
+}
+
+fn guard_setting(word: &str) -> Option<GuardSetting> {
+    match word {
+        "guard" | "docker_api_guard" => Some(GuardSetting::On),
+        "guard_capabilities" | "docker_api_guard_capabilities" => Some(GuardSetting::Capabilities),
+        "guard_bind_mounts" | "docker_api_guard_bind_mounts" => Some(GuardSetting::BindMounts),
+        _ => None,
+    }
+}
+
+fn apply_guard_setting(
+    guards: &mut Guards,
+    which: GuardSetting,
+    values: &[&str],
+) -> Result<(), GuardConfError> {
+    match which {
+        GuardSetting::On => guards.set_guards(values),
+        GuardSetting::Capabilities => guards.set_capabilities(values),
+        GuardSetting::BindMounts => guards.set_bind_mounts(values),
+    }
+}
+
+/// `docker_api_guard`, `docker_api_guard_capabilities`, `docker_api_guard_bind_mounts`.
+pub extern "C" fn set_guard(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    catch_conf(cf, || {
+        // SAFETY: called by nginx as a 1MORE directive handler of this module with its
+        // LocConf.
+        let (conf, words) = unsafe { (&mut *conf.cast::<LocConf>(), args(cf)) };
+        let name = words[0].as_str();
+        let Some(which) = guard_setting(name) else {
+            return NGX_CONF_ERROR;
+        };
+        if conf.guards_set[which as usize] {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{name}\" directive is duplicate");
+            return NGX_CONF_ERROR;
+        }
+        conf.guards_set[which as usize] = true;
+        let values: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+        match apply_guard_setting(&mut conf.guards, which, &values) {
+            Ok(()) => NGX_CONF_OK,
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{name}\": {e}");
+                NGX_CONF_ERROR
+            }
+        }
+    })
+}
+
+/// `docker_api_guard_body_size size`.
+pub extern "C" fn set_body_size(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    catch_conf(cf, || {
+        // SAFETY: called by nginx as a TAKE1 directive handler of this module with its
+        // LocConf; cf->args holds the directive and one value.
+        let (conf, mut value) = unsafe {
+            (
+                &mut *conf.cast::<LocConf>(),
+                (*(*cf).args).as_slice::<ngx_str_t>()[1],
+            )
+        };
+        if conf.body_limit.is_some() {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"docker_api_guard_body_size\" directive is duplicate"
+            );
+            return NGX_CONF_ERROR;
+        }
+        // SAFETY: value is a string of the configuration, as nginx's size slot parses.
+        let size = unsafe { ngx_parse_size(&mut value) };
+        if size == NGX_ERROR as isize || size <= 0 {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"docker_api_guard_body_size\": invalid size \"{}\"",
+                String::from_utf8_lossy(value.as_bytes())
+            );
+            return NGX_CONF_ERROR;
+        }
+        conf.body_limit = Some(size as usize);
         NGX_CONF_OK
     })
 }

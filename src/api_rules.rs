@@ -4,26 +4,36 @@
 //! request; a refused request gets `403` with a JSON `{"message": ...}` that the docker
 //! CLI shows as "Error response from daemon: ...", and never reaches the daemon.
 //!
+//! Then the guards (`docker_api_guard`): for a build its query, for the operations that
+//! carry a container, exec or volume spec their body, read in full before `proxy_pass`
+//! sees it (so these bodies are buffered; every other request streams as before) and
+//! decoded as dockerd decodes it (`logic/src/guards.rs`). What cannot be read in full or
+//! decoded is refused.
+//!
 //! The check runs in the pre-content phase: after the access phase (`allow`/`deny`,
 //! `auth_request` and the variables it sets), before `proxy_pass`, and before the module
 //! releases a held `100 Continue` (so a refused request is not invited to send its body).
 
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_complex_value, ngx_http_complex_value_t,
-    ngx_http_finalize_request, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
-    ngx_http_request_t, ngx_http_send_response, ngx_int_t, ngx_pnalloc, ngx_str_t, ngx_uint_t,
-    NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_handler_pt,
+    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_read_client_request_body,
+    ngx_http_request_body_t, ngx_http_request_t, ngx_http_send_response, ngx_int_t, ngx_pnalloc,
+    ngx_str_t, ngx_uint_t, NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_SPECIAL_RESPONSE,
     NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
-use crate::api_conf::Access;
 use ngx::{ngx_log_error, ngx_string};
 
-use docker_stream_logic::operation::classify;
+use docker_stream_logic::guards::{check_body, check_build_query, Body, Guards};
+use docker_stream_logic::operation::{classify, Operation};
 use docker_stream_logic::rules::{decide, json_string, no_policy_message, refusal_message};
 
-use crate::{guard, DockerStreamModule};
+use crate::api_conf::Access;
+use crate::conf::DEFAULT_GUARD_BODY_LIMIT;
+use crate::{expect, guard, DockerStreamModule};
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration), after `expect::register`:
@@ -48,48 +58,194 @@ unsafe extern "C" fn check(r: *mut ngx_http_request_t) -> ngx_int_t {
         unsafe {
             // Subrequests (auth_request) are not requests to the daemon.
             if r != (*r).main {
-                return NGX_DECLINED as ngx_int_t;
+                return DECLINED;
             }
             let Some(conf) = DockerStreamModule::location_conf(&*r) else {
-                return NGX_DECLINED as ngx_int_t;
-            };
-            let (rules, policy) = match &conf.access {
-                None => return NGX_DECLINED as ngx_int_t,
-                Some(Access::Rules(rules)) => (rules.as_slice(), None),
-                Some(Access::Policy(cv)) => {
-                    let mut name = ngx_str_t::default();
-                    if ngx_http_complex_value(r, *cv, &mut name) != NGX_OK as ngx_int_t {
-                        return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
-                    }
-                    let found = DockerStreamModule::main_conf(&*r)
-                        .and_then(|main| main.policy(name.as_bytes()));
-                    match found {
-                        Some(p) => (p.rules.as_slice(), Some(p.name.as_str())),
-                        None => {
-                            let message = no_policy_message(name.as_bytes());
-                            ngx_log_error!(NGX_LOG_ERR, log, "docker_api: {}", message);
-                            return refuse(r, &message);
-                        }
-                    }
-                }
+                return DECLINED;
             };
             let op = classify((*r).method_name.as_bytes(), (*r).uri.as_bytes()).operation;
-            let decision = decide(rules, op);
-            if decision.allowed() {
-                return NGX_DECLINED as ngx_int_t;
+            let mut guards = &conf.guards;
+            if let Some(access) = &conf.access {
+                let (rules, policy) = match access {
+                    Access::Rules(rules) => (rules.as_slice(), None),
+                    Access::Policy(cv) => {
+                        let mut name = ngx_str_t::default();
+                        if ngx_http_complex_value(r, *cv, &mut name) != NGX_OK as ngx_int_t {
+                            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+                        }
+                        let found = DockerStreamModule::main_conf(&*r)
+                            .and_then(|main| main.policy(name.as_bytes()));
+                        let Some(p) = found else {
+                            return refuse(r, FORBIDDEN, &no_policy_message(name.as_bytes()));
+                        };
+                        if let Some(g) = &p.guards {
+                            guards = g;
+                        }
+                        (p.rules.as_slice(), Some(p.name.as_str()))
+                    }
+                };
+                let decision = decide(rules, op);
+                if !decision.allowed() {
+                    return refuse(r, FORBIDDEN, &refusal_message(decision, op, policy));
+                }
             }
-            let message = refusal_message(decision, op, policy);
-            ngx_log_error!(NGX_LOG_ERR, log, "docker_api: {}", message);
-            refuse(r, &message)
+            match (op, guards.any()) {
+                (Some(op), true) => check_guards(r, op, guards, conf.body_limit),
+                _ => DECLINED,
+            }
         }
     })
 }
 
-/// Sends the 403 and finishes the request.
+const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
+const FORBIDDEN: ngx_uint_t = NGX_HTTP_FORBIDDEN as ngx_uint_t;
+const TOO_LARGE: ngx_uint_t = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE as ngx_uint_t;
+
+/// The guards of a request: its query for a build, its body for the operations that
+/// carry a spec. The body is read in full first (as the mirror module does), then the
+/// phases run again and this check finds it read.
 ///
 /// # Safety
 /// `r` is the live main request, in a phase handler.
-unsafe fn refuse(r: *mut ngx_http_request_t, message: &str) -> ngx_int_t {
+unsafe fn check_guards(
+    r: *mut ngx_http_request_t,
+    op: &Operation,
+    guards: &Guards,
+    limit: Option<usize>,
+) -> ngx_int_t {
+    if op.name == "ImageBuild" {
+        if let Err(e) = check_build_query(guards, (*r).args.as_bytes()) {
+            return refuse(r, FORBIDDEN, &Guards::message(op.name, &e));
+        }
+        return DECLINED;
+    }
+    let Some(kind) = Body::of(op.name, guards) else {
+        return DECLINED;
+    };
+    let limit = limit.unwrap_or(DEFAULT_GUARD_BODY_LIMIT);
+    let too_large = || {
+        format!(
+            "{} is refused by this proxy: its body is larger than docker_api_guard_body_size ({limit} bytes), and a guarded request is checked whole or not at all",
+            op.name
+        )
+    };
+    let rb = (*r).request_body;
+    if rb.is_null() {
+        if (*r).discard_body() != 0 {
+            return refuse(
+                r,
+                FORBIDDEN,
+                &format!(
+                    "{}: the body was discarded before it could be checked",
+                    op.name
+                ),
+            );
+        }
+        let length = (*r).headers_in.content_length_n;
+        if length > limit as i64 {
+            return refuse(r, TOO_LARGE, &too_large());
+        }
+        // The client waits for a 100 before it sends the body: nginx sends it now.
+        expect::release_for_body(r);
+        let rc = ngx_http_read_client_request_body(r, Some(body_read));
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return rc;
+        }
+        ngx_http_finalize_request(r, NGX_DONE as ngx_int_t);
+        return NGX_DONE as ngx_int_t;
+    }
+    let body = match body_bytes(rb, limit) {
+        Ok(Some(body)) => body,
+        Ok(None) => return refuse(r, TOO_LARGE, &too_large()),
+        Err(e) => {
+            return refuse(
+                r,
+                FORBIDDEN,
+                &format!(
+                    "{}: the body could not be read to be checked ({e})",
+                    op.name
+                ),
+            )
+        }
+    };
+    match check_body(kind, guards, &body) {
+        Ok(()) => DECLINED,
+        Err(e) => refuse(r, FORBIDDEN, &Guards::message(op.name, &e)),
+    }
+}
+
+/// The body is read: the phases go on from this check, which now finds it.
+unsafe extern "C" fn body_read(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx calls the post handler with the live request once its body is read;
+    // the same steps as ngx_http_mirror_body_handler.
+    (*r).set_preserve_body(1);
+    (*r).write_event_handler = Some(ngx_http_core_run_phases);
+    ngx_http_core_run_phases(r);
+}
+
+/// The read body, in memory or in its temporary file; `None` when it is longer than
+/// `limit`.
+///
+/// # Safety
+/// `rb` is the request body nginx read for a live request.
+unsafe fn body_bytes(
+    rb: *mut ngx_http_request_body_t,
+    limit: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut cl = (*rb).bufs;
+    while !cl.is_null() {
+        let b = (*cl).buf;
+        cl = (*cl).next;
+        if b.is_null() {
+            continue;
+        }
+        let in_memory = (*b).temporary() != 0 || (*b).memory() != 0 || (*b).mmap() != 0;
+        let len = if in_memory {
+            (*b).last.offset_from((*b).pos) as usize
+        } else if (*b).in_file() != 0 && !(*b).file.is_null() {
+            ((*b).file_last - (*b).file_pos) as usize
+        } else {
+            0
+        };
+        if out.len() + len > limit {
+            return Ok(None);
+        }
+        if in_memory {
+            out.extend_from_slice(core::slice::from_raw_parts((*b).pos, len));
+        } else if len > 0 {
+            let start = out.len();
+            out.resize(start + len, 0);
+            let fd = (*(*b).file).fd;
+            let mut done = 0;
+            while done < len {
+                let n = libc::pread(
+                    fd,
+                    out[start + done..].as_mut_ptr().cast(),
+                    len - done,
+                    (*b).file_pos + done as i64,
+                );
+                if n <= 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                done += n as usize;
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Logs the refusal, sends it as JSON with `status` and finishes the request.
+///
+/// # Safety
+/// `r` is the live main request, in a phase handler.
+unsafe fn refuse(r: *mut ngx_http_request_t, status: ngx_uint_t, message: &str) -> ngx_int_t {
+    ngx_log_error!(
+        NGX_LOG_ERR,
+        (*(*r).connection).log,
+        "docker_api: {}",
+        message
+    );
     let body = format!("{{\"message\":{}}}\n", json_string(message));
     let data = ngx_pnalloc((*r).pool, body.len()).cast::<u8>();
     if data.is_null() {
@@ -104,12 +260,7 @@ unsafe fn refuse(r: *mut ngx_http_request_t, message: &str) -> ngx_int_t {
     };
     let mut content_type = ngx_string!("application/json");
     // Discards the body (unread: a held 100 Continue stays unsent), sends head and body.
-    let rc = ngx_http_send_response(
-        r,
-        NGX_HTTP_FORBIDDEN as ngx_uint_t,
-        &mut content_type,
-        &mut cv,
-    );
+    let rc = ngx_http_send_response(r, status, &mut content_type, &mut cv);
     ngx_http_finalize_request(r, rc);
     NGX_DONE as ngx_int_t
 }

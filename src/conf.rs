@@ -19,6 +19,8 @@ use ngx::{ngx_conf_log_error, ngx_string};
 use docker_stream_logic::duration::parse_timeout;
 use docker_stream_logic::splice_mode::SpliceMode;
 
+use docker_stream_logic::guards::Guards;
+
 use crate::api_conf::{self, Access};
 
 const UNSET_FLAG: ngx_flag_t = -1;
@@ -39,6 +41,11 @@ pub struct LocConf {
     /// the level has none (it then inherits the enclosing level's, as nginx's
     /// `allow`/`deny` do).
     pub access: Option<Access>,
+    /// `docker_api_guard*`; `guards_set` says which of its three parts this level set.
+    pub guards: Guards,
+    pub guards_set: [bool; 3],
+    /// `docker_api_guard_body_size`; `None` while unset.
+    pub body_limit: Option<usize>,
 }
 
 impl Default for LocConf {
@@ -48,6 +55,9 @@ impl Default for LocConf {
             timeout: UNSET_MSEC,
             splice: None,
             access: None,
+            guards: Guards::default(),
+            guards_set: [false; 3],
+            body_limit: None,
         }
     }
 }
@@ -81,6 +91,10 @@ impl Merge for LocConf {
         if self.access.is_none() {
             self.access.clone_from(&prev.access);
         }
+        self.guards.inherit(&prev.guards, self.guards_set);
+        if self.body_limit.is_none() {
+            self.body_limit = Some(prev.body_limit.unwrap_or(DEFAULT_GUARD_BODY_LIMIT));
+        }
         if self.timeout == UNSET_MSEC {
             self.timeout = if prev.timeout == UNSET_MSEC {
                 TIMEOUT_OFF
@@ -91,6 +105,9 @@ impl Merge for LocConf {
         Ok(())
     }
 }
+
+/// `docker_api_guard_body_size` by default.
+pub const DEFAULT_GUARD_BODY_LIMIT: usize = 1024 * 1024;
 
 /// nginx's default `client_max_body_size`.
 const NGINX_DEFAULT_BODY_LIMIT: off_t = 1024 * 1024;
@@ -132,7 +149,7 @@ pub unsafe fn merge_loc_conf(
 
 const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 8] = [
+pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 12] = [
     ngx_command_t {
         name: ngx_string!("docker_stream"),
         type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
@@ -186,6 +203,38 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 8] = [
         type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_BLOCK | NGX_CONF_TAKE1) as ngx_uint_t,
         set: Some(api_conf::set_policy),
         conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_guard"),
+        type_: (CONTEXT | NGX_CONF_1MORE) as ngx_uint_t,
+        set: Some(api_conf::set_guard),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_guard_capabilities"),
+        type_: (CONTEXT | NGX_CONF_1MORE) as ngx_uint_t,
+        set: Some(api_conf::set_guard),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_guard_bind_mounts"),
+        type_: (CONTEXT | NGX_CONF_1MORE) as ngx_uint_t,
+        set: Some(api_conf::set_guard),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_guard_body_size"),
+        type_: (CONTEXT | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(api_conf::set_body_size),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: ptr::null_mut(),
     },

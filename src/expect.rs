@@ -61,6 +61,19 @@ unsafe fn find_mark(r: *mut ngx_http_request_t) -> *mut ngx_pool_cleanup_t {
     ptr::null_mut()
 }
 
+/// Lets nginx send the held `100 Continue` when the body is read next (a guard reads it
+/// before `proxy_pass` does).
+///
+/// # Safety
+/// `r` is a live main request.
+pub unsafe fn release_for_body(r: *mut ngx_http_request_t) {
+    let mark = find_mark(r);
+    if !mark.is_null() {
+        (*mark).handler = None;
+        (*r).set_expect_tested(0);
+    }
+}
+
 /// Post-read: an HTTP/1.1 request with `Expect` has its test marked done, so that a
 /// refusal sends no 100.
 unsafe extern "C" fn hold(r: *mut ngx_http_request_t) -> ngx_int_t {

@@ -17,7 +17,7 @@ pub unsafe fn verified_client_sha256(c: *mut ngx_connection_t) -> Option<[u8; 32
         return None;
     }
     let ssl = (*(*c).ssl).connection;
-    if SSL_get_verify_result(ssl) != X509_V_OK as _ {
+    if SSL_get_verify_result(ssl) != X509_V_OK as core::ffi::c_long {
         return None;
     }
     let cert = SSL_get1_peer_certificate(ssl);

@@ -4,6 +4,7 @@
 
 pub mod content_type;
 pub mod duration;
+pub mod guards;
 pub mod operation;
 pub mod splice_mode;
 
@@ -12,6 +13,7 @@ pub fn check(target: &str, data: &[u8]) {
     match target {
         "content_type" => content_type::check(data),
         "duration" => duration::check(data),
+        "guards" => guards::check(data),
         "operation" => operation::check(data),
         "splice_mode" => splice_mode::check(data),
         _ => panic!("unknown fuzz target {target:?}"),
@@ -19,4 +21,10 @@ pub fn check(target: &str, data: &[u8]) {
 }
 
 /// The fuzz targets, as named in Cargo.toml, fuzz/corpus/ and fuzz/artifacts/.
-pub const TARGETS: [&str; 4] = ["content_type", "duration", "operation", "splice_mode"];
+pub const TARGETS: [&str; 5] = [
+    "content_type",
+    "duration",
+    "guards",
+    "operation",
+    "splice_mode",
+];

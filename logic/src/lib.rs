@@ -3,6 +3,8 @@
 
 pub mod content_type;
 pub mod duration;
+pub mod gojson;
+pub mod guards;
 pub mod hex;
 pub mod operation;
 pub mod rules;

@@ -144,6 +144,9 @@ pub fn decide<'r>(rules: &'r [Rule], op: Option<&Operation>) -> Decision<'r> {
 pub struct Policy {
     pub name: String,
     pub rules: Vec<Rule>,
+    /// The policy's own `guard*` lines, which replace the location's guards for its
+    /// clients; `None` when it has none.
+    pub guards: Option<crate::guards::Guards>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -358,6 +361,7 @@ mod tests {
         let policies = vec![Policy {
             name: "ci".into(),
             rules: r,
+            guards: None,
         }];
         assert!(find_policy(&policies, b"ci").is_some());
         assert!(find_policy(&policies, b"CI").is_none());

@@ -137,6 +137,28 @@ impl Nginx {
         panic!("nginx found no free port in 5 attempts:\n{last}");
     }
 
+    /// Starts nginx with `n` more listening ports that `make` writes into the
+    /// configuration (extra `server` blocks). A port that another test takes between
+    /// `free_port` and nginx's bind is retried with new ports.
+    pub fn start_with_ports(n: usize, make: impl Fn(&[u16]) -> NginxConf) -> (Nginx, Vec<u16>) {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let ports: Vec<u16> = (0..n).map(|_| crate::free_port()).collect();
+            let conf = make(&ports);
+            // Nginx::start panics after its own retries of the main port.
+            match std::panic::catch_unwind(|| Nginx::start(&conf)) {
+                Ok(nginx) => return (nginx, ports),
+                Err(e) => {
+                    last = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .unwrap_or_else(|| "nginx did not start".into())
+                }
+            }
+        }
+        panic!("nginx did not start with {n} more ports in 3 attempts:\n{last}");
+    }
+
     fn try_start(conf: &NginxConf) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = crate::free_port();

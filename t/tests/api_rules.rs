@@ -9,14 +9,14 @@
 //! (runs containers, no exec, no logs), whose access log records the operation variables.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nds_tests::certs::Certs;
 use nds_tests::cli::{direct, docker, tls_host, Containers, Input, Out};
 use nds_tests::nginx::{Nginx, NginxConf, Recipe};
 use nds_tests::raw::{self, read_to_eof, Conn};
-use nds_tests::{docker_sock, free_port, image, root, unique, Cli};
+use nds_tests::{docker_sock, image, root, unique, Cli};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -31,23 +31,22 @@ struct Proxy {
 }
 
 impl Proxy {
-    /// The extra listeners are on TCP ports (docker CLI 20.10 sends an empty `Host` on
-    /// its hijacks over a unix socket, which nginx refuses): a port that another test
-    /// takes between `free_port` and nginx's bind is retried with new ports.
+    /// The extra listeners are on TCP ports: docker CLI 20.10 sends an empty `Host` on
+    /// its hijacks over a unix socket, which nginx refuses.
     fn start() -> Proxy {
-        for _ in 0..3 {
-            let (readonly, runner) = (free_port(), free_port());
-            let started = std::panic::catch_unwind(|| Self::try_start(readonly, runner));
-            if let Ok(p) = started {
-                return p;
-            }
+        let tmp = tempfile::tempdir().unwrap();
+        let (nginx, ports) = Nginx::start_with_ports(2, |p| Self::conf(tmp.path(), p[0], p[1]));
+        Proxy {
+            nginx,
+            byauth: tmp.path().join("byauth.sock").display().to_string(),
+            dir: tmp,
+            readonly: format!("127.0.0.1:{}", ports[0]),
+            runner: format!("127.0.0.1:{}", ports[1]),
         }
-        panic!("no free ports for the rules' listeners in 3 attempts");
     }
 
-    fn try_start(readonly: u16, runner: u16) -> Proxy {
+    fn conf(dir: &Path, readonly: u16, runner: u16) -> NginxConf {
         let mut conf = NginxConf::docker(true, Recipe::Recommended);
-        let tmp = tempfile::tempdir().unwrap();
         let pass = format!(
             "include {}; proxy_pass http://unix:{};",
             root().join("nginx-config/docker-api.conf").display(),
@@ -96,15 +95,9 @@ impl Proxy {
         location / {{ add_header X-Docker-Policy $http_x_test_policy; return 204; }}
     }}
 "#,
-            dir = tmp.path().display(),
+            dir = dir.display(),
         );
-        Proxy {
-            nginx: Nginx::start(&conf),
-            byauth: tmp.path().join("byauth.sock").display().to_string(),
-            dir: tmp,
-            readonly: format!("127.0.0.1:{readonly}"),
-            runner: format!("127.0.0.1:{runner}"),
-        }
+        conf
     }
 
     /// The access log once it has `line` (nginx writes it just after the response's
@@ -475,16 +468,21 @@ fn policies_per_client_certificate_from_the_snippet() {
         .map(|n| certs.add_client(n))
         .collect();
     let files = tempfile::tempdir().unwrap();
+    let ci_data = tempfile::tempdir().unwrap();
     for f in ["server-cert.pem", "server-key.pem", "ca.pem"] {
         std::fs::copy(certs.path(&format!("server/{f}")), files.path().join(f)).unwrap();
     }
-    let start = || {
-        let port = free_port();
+    let (nginx, ports) = Nginx::start_with_ports(1, |ports| {
+        let port = ports[0];
         let mut text =
             std::fs::read_to_string(root().join("nginx-config/docker-api-policies.conf")).unwrap();
         for (from, to) in [
             ("\"CN=ci-runner\"", "\"CN=nds test ci\"".to_string()),
             ("\"CN=traefik\"", "\"CN=nds test traefik\"".to_string()),
+            (
+                "guard_bind_mounts /srv/ci-data;",
+                format!("guard_bind_mounts {};", ci_data.path().display()),
+            ),
             ("listen 2376 ssl;", format!("listen 127.0.0.1:{port} ssl;")),
             (
                 "/etc/nginx/docker-policies/",
@@ -509,11 +507,9 @@ fn policies_per_client_certificate_from_the_snippet() {
         std::fs::write(&path, text).unwrap();
         let mut conf = NginxConf::docker(true, Recipe::Recommended);
         conf.http = format!("include {};", path.display());
-        (Nginx::start(&conf), format!("127.0.0.1:{port}"))
-    };
-    let (nginx, addr) = (0..3)
-        .find_map(|_| std::panic::catch_unwind(start).ok())
-        .expect("no free port in 3 attempts");
+        conf
+    });
+    let addr = format!("127.0.0.1:{}", ports[0]);
     let [ci, traefik, stranger] = [0, 1, 2].map(|i| tls_host(&addr, &dirs[i]));
 
     let mut c = Containers(Vec::new());
@@ -521,6 +517,42 @@ fn policies_per_client_certificate_from_the_snippet() {
     c.0.push(sleeper.clone());
     for cli in Cli::all() {
         assert_run_with_stdin(&cli, &ci, "ci");
+        // Its guards: the data directory, but nothing privileged and no other host path.
+        let mount = format!("{}:/data", ci_data.path().display());
+        let out = run(
+            &cli,
+            &ci,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &mount,
+                &image(),
+                "touch",
+                &format!("/data/{}", cli.name),
+            ],
+            Input::None,
+        );
+        assert!(out.ok(), "{}: ci run -v data: {}", cli.name, out.brief());
+        assert!(ci_data.path().join(cli.name).exists());
+        for opts in [&["--privileged"][..], &["-v", "/etc:/e"]] {
+            let mut args = vec!["run", "--rm"];
+            args.extend(opts);
+            let img = image();
+            args.extend([img.as_str(), "true"]);
+            let out = run(&cli, &ci, &args, Input::None);
+            assert!(
+                !out.ok()
+                    && out
+                        .stderr
+                        .contains("is refused by this proxy (docker_api_guard"),
+                "{}: ci run {opts:?}: {}",
+                cli.name,
+                out.brief()
+            );
+        }
+        // Traefik's policy has no guards, and this location none: nothing to check (its
+        // rules refuse creates anyway).
         let out = run(&cli, &ci, &["exec", &sleeper, "true"], Input::None);
         assert_refused(
             &out,

@@ -25,6 +25,10 @@ fn good_values_pass() {
         "docker_api_policy a { deny all; } server { listen 127.0.0.1:1; location / { docker_api_rules $http_x; } }",
         "server { listen 127.0.0.1:1; location / { docker_api_rules b; } } docker_api_policy b { allow all; }",
         "docker_api_policy ci-2.x_y { deny containers.exec; allow read containers; } docker_api_rules $http_x; server { listen 127.0.0.1:1; location / { docker_api_allow all; } }",
+        "docker_api_guard all; docker_api_guard_capabilities chown CAP_NET_RAW; docker_api_guard_bind_mounts / /srv/x/;",
+        "docker_api_guard privileged devices; server { listen 127.0.0.1:1; location / { docker_api_guard off; docker_api_guard_body_size 4k; } }",
+        "docker_api_guard_body_size 10m;",
+        "docker_api_policy a { allow all; guard privileged host_namespaces; guard_capabilities CHOWN; guard_bind_mounts /srv; }",
     ] {
         let (ok, out) = config_test(conf);
         assert!(ok, "{conf}: {out}");
@@ -117,6 +121,36 @@ fn bad_values_fail_with_the_directive_named() {
             "unexpected \"{\"",
         ),
         ("docker_api_policy a;", "\"docker_api_policy\""),
+        ("docker_api_guard;", "\"docker_api_guard\""),
+        (
+            "docker_api_guard privilegde;",
+            "\"docker_api_guard\": unknown guard \"privilegde\"",
+        ),
+        (
+            "docker_api_guard all devices;",
+            "\"off\" and \"all\" stand alone",
+        ),
+        (
+            "docker_api_guard all; docker_api_guard off;",
+            "\"docker_api_guard\" directive is duplicate",
+        ),
+        (
+            "docker_api_guard_capabilities ALL;",
+            "\"docker_api_guard_capabilities\": invalid capability \"ALL\"",
+        ),
+        (
+            "docker_api_guard_bind_mounts srv/data;",
+            "\"srv/data\" is not an absolute path",
+        ),
+        (
+            "docker_api_guard_body_size big;",
+            "\"docker_api_guard_body_size\": invalid size \"big\"",
+        ),
+        ("docker_api_guard_body_size 0;", "invalid size \"0\""),
+        (
+            "docker_api_policy a { allow all; guard everything; }",
+            "\"guard\" in \"docker_api_policy\" \"a\": unknown guard \"everything\"",
+        ),
     ] {
         let (ok, out) = config_test(conf);
         assert!(!ok, "{conf} was accepted");
