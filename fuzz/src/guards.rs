@@ -19,6 +19,8 @@ pub fn check(data: &[u8]) {
         Body::ContainerExec,
         Body::ContainerUpdate,
         Body::VolumeCreate,
+        Body::Service,
+        Body::PluginPrivileges,
     ] {
         let verdict_all = check_body(kind, &all, data);
         for g in Guard::ALL {

@@ -239,6 +239,10 @@ pub enum Body {
     ContainerExec,
     ContainerUpdate,
     VolumeCreate,
+    /// `ServiceCreate`, `ServiceUpdate`: a swarm service spec.
+    Service,
+    /// `PluginPull`, `PluginUpgrade`: the privileges granted to the plugin.
+    PluginPrivileges,
 }
 
 impl Body {
@@ -251,6 +255,8 @@ impl Body {
             "ContainerExec" => (Body::ContainerExec, &[Privileged]),
             "ContainerUpdate" => (Body::ContainerUpdate, &[Devices]),
             "VolumeCreate" => (Body::VolumeCreate, &[BindMounts]),
+            "ServiceCreate" | "ServiceUpdate" => (Body::Service, &Guard::ALL),
+            "PluginPull" | "PluginUpgrade" => (Body::PluginPrivileges, &Guard::ALL),
             _ => return None,
         };
         relevant.iter().any(|g| guards.is_on(*g)).then_some(body)
@@ -261,6 +267,9 @@ impl Body {
 pub fn check_body(kind: Body, guards: &Guards, body: &[u8]) -> Result<(), Refusal> {
     let json = Json::parse(body)
         .map_err(|e| Refusal::unreadable(format!("the request body is not valid JSON ({e})")))?;
+    if kind == Body::PluginPrivileges {
+        return check_plugin_privileges(guards, &json, "");
+    }
     let root = Struct::root(&json, "")?;
     match kind {
         Body::ContainerCreate => check_create(guards, &root),
@@ -275,7 +284,111 @@ pub fn check_body(kind: Body, guards: &Guards, body: &[u8]) -> Result<(), Refusa
         }
         Body::ContainerUpdate => check_devices(guards, &root),
         Body::VolumeCreate => check_driver_options(guards, &root, "DriverOpts"),
+        Body::Service => check_service(guards, &root),
+        Body::PluginPrivileges => unreachable!("checked above"),
     }
+}
+
+/// A swarm service spec: its containers' mounts, capabilities, confinement and networks,
+/// and the privileges of a plugin it would install on every node.
+fn check_service(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
+    let task = root.child("TaskTemplate")?;
+    let cs = task.child("ContainerSpec")?;
+    if guards.is_on(Guard::Capabilities) {
+        check_capabilities(guards, &cs, "CapabilityAdd")?;
+    }
+    if guards.is_on(Guard::Unconfined) {
+        let privileges = cs.child("Privileges")?;
+        let seccomp = privileges.child("Seccomp")?;
+        let apparmor = privileges.child("AppArmor")?;
+        let selinux = privileges.child("SELinuxContext")?;
+        let unconfined = seccomp
+            .string("Mode")?
+            .is_some_and(|m| m.eq_ignore_ascii_case("unconfined"))
+            || apparmor
+                .string("Mode")?
+                .is_some_and(|m| m.eq_ignore_ascii_case("disabled"))
+            || selinux.bool("Disable")?;
+        if unconfined {
+            return Err(Refusal::by(
+                Guard::Unconfined,
+                format!("unconfined containers ({})", privileges.field_name("")),
+            ));
+        }
+    }
+    if guards.is_on(Guard::HostNamespaces) {
+        for networks in [task.structs("Networks")?, root.structs("Networks")?] {
+            for n in networks {
+                if n.string("Target")?
+                    .is_some_and(|t| t.eq_ignore_ascii_case("host"))
+                {
+                    return Err(Refusal::by(
+                        Guard::HostNamespaces,
+                        format!("the host's network ({} host)", n.field_name("Target")),
+                    ));
+                }
+            }
+        }
+    }
+    check_mounts(guards, &cs)?;
+    let plugin = task.child("PluginSpec")?;
+    match plugin.last_value("Privileges") {
+        None | Some(Json::Null) => Ok(()),
+        Some(p) => check_plugin_privileges(guards, p, &plugin.field_name("Privileges")),
+    }
+}
+
+/// Plugin privileges (`[{"Name": "network", "Value": ["host"]}, ...]`), as the daemon
+/// compares them with what the plugin asks for: each one granted must be allowed.
+fn check_plugin_privileges(guards: &Guards, v: &Json, path: &str) -> Result<(), Refusal> {
+    let items = match v {
+        Json::Array(items) => items,
+        Json::Null => return Ok(()),
+        _ => {
+            return Err(Refusal::unreadable(format!(
+                "the plugin privileges{} are not an array",
+                if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({path})")
+                }
+            )))
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        let p = Struct::root(item, &format!("{path}[{i}]"))?;
+        let name = p.string("Name")?.unwrap_or("");
+        let values = p.strings("Value")?;
+        if name == "mount" && guards.is_on(Guard::BindMounts) {
+            if let Some(m) = values.iter().find(|m| !guards.bind_allowed(m)) {
+                return Err(bind_refusal(m, &p.field_name("Value")));
+            }
+        }
+        let refused = match name {
+            "network" if values.iter().any(|v| v.eq_ignore_ascii_case("host")) => {
+                Some((Guard::HostNamespaces, "the host's network".to_owned()))
+            }
+            "host pid" | "host ipc" => {
+                Some((Guard::HostNamespaces, "a namespace of the host".to_owned()))
+            }
+            "device" | "allow-all-devices" => Some((Guard::Devices, "host devices".to_owned())),
+            "capabilities" => values
+                .iter()
+                .map(|c| normalize_capability(c))
+                .find(|c| !guards.capabilities.contains(c))
+                .map(|c| (Guard::Capabilities, format!("the capability {c}"))),
+            _ => None,
+        };
+        if let Some((g, text)) = refused {
+            if guards.is_on(g) {
+                return Err(Refusal::by(
+                    g,
+                    format!("a plugin granted {text} ({} {name})", p.field_name("Name")),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
@@ -288,15 +401,7 @@ fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
     }
     if guards.is_on(Guard::Capabilities) {
         for field in ["CapAdd", "Capabilities"] {
-            for cap in hc.str_slice(field)? {
-                let c = normalize_capability(cap);
-                if !guards.capabilities.contains(&c) {
-                    return Err(Refusal::by(
-                        Guard::Capabilities,
-                        format!("the capability {c} (HostConfig.{field})"),
-                    ));
-                }
-            }
+            check_capabilities(guards, &hc, field)?;
         }
     }
     check_devices(guards, &hc)?;
@@ -368,23 +473,46 @@ fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
                 return Err(bind_refusal(source, "HostConfig.Binds"));
             }
         }
-        for m in hc.structs("Mounts")? {
-            let ty = m.string("Type")?.unwrap_or("");
-            if ty.eq_ignore_ascii_case("bind") {
-                let source = m.string("Source")?.unwrap_or("");
-                if !guards.bind_allowed(source) {
-                    return Err(bind_refusal(source, "HostConfig.Mounts"));
-                }
-            }
-            let dc = m.child("VolumeOptions")?.child("DriverConfig")?;
-            check_driver_options(guards, &dc, "Options")?;
-        }
+        check_mounts(guards, &hc)?;
         if !hc.strings("VolumesFrom")?.is_empty() {
             return Err(Refusal::by(
                 Guard::BindMounts,
                 "the mounts of another container (HostConfig.VolumesFrom)".into(),
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_capabilities(guards: &Guards, s: &Struct<'_>, field: &str) -> Result<(), Refusal> {
+    for cap in s.str_slice(field)? {
+        let c = normalize_capability(cap);
+        if !guards.capabilities.contains(&c) {
+            return Err(Refusal::by(
+                Guard::Capabilities,
+                format!("the capability {c} ({})", s.field_name(field)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Mounts` of a container or service spec: binds, and volumes whose driver options
+/// name a device.
+fn check_mounts(guards: &Guards, s: &Struct<'_>) -> Result<(), Refusal> {
+    if !guards.is_on(Guard::BindMounts) {
+        return Ok(());
+    }
+    for m in s.structs("Mounts")? {
+        let ty = m.string("Type")?.unwrap_or("");
+        if ty.eq_ignore_ascii_case("bind") {
+            let source = m.string("Source")?.unwrap_or("");
+            if !guards.bind_allowed(source) {
+                return Err(bind_refusal(source, &s.field_name("Mounts")));
+            }
+        }
+        let dc = m.child("VolumeOptions")?.child("DriverConfig")?;
+        check_driver_options(guards, &dc, "Options")?;
     }
     Ok(())
 }
@@ -714,6 +842,82 @@ mod tests {
             assert_eq!(r.guard, None, "{bad}: {r:?}");
         }
         assert!(create(&g, r#"{"Image":"x","HostConfig":{"NetworkMode":"bridge"}}"#).is_ok());
+    }
+
+    #[test]
+    fn services_and_plugins() {
+        let g = guards(&["all"], &["CHOWN"], &["/srv"]);
+        let service = |b: &str| check_body(Body::Service, &g, b.as_bytes());
+        for (bad, guard) in [
+            (
+                r#"{"TaskTemplate":{"ContainerSpec":{"Mounts":[{"Type":"bind","Source":"/"}]}}}"#,
+                Guard::BindMounts,
+            ),
+            (
+                r#"{"tasktemplate":{"containerspec":{"capabilityadd":["SYS_ADMIN"]}}}"#,
+                Guard::Capabilities,
+            ),
+            (
+                r#"{"TaskTemplate":{"ContainerSpec":{"Privileges":{"Seccomp":{"Mode":"unconfined"}}}}}"#,
+                Guard::Unconfined,
+            ),
+            (
+                r#"{"TaskTemplate":{"ContainerSpec":{"Privileges":{"AppArmor":{"Mode":"disabled"}}}}}"#,
+                Guard::Unconfined,
+            ),
+            (
+                r#"{"TaskTemplate":{"Networks":[{"Target":"host"}]}}"#,
+                Guard::HostNamespaces,
+            ),
+            (r#"{"Networks":[{"target":"host"}]}"#, Guard::HostNamespaces),
+            (
+                r#"{"TaskTemplate":{"Runtime":"plugin","PluginSpec":{"Privileges":[{"Name":"allow-all-devices","Value":["true"]}]}}}"#,
+                Guard::Devices,
+            ),
+        ] {
+            assert_eq!(refused_by(service(bad)), Some(guard), "{bad}");
+        }
+        for ok in [
+            r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"x","CapabilityAdd":["CHOWN"],"Mounts":[{"Type":"bind","Source":"/srv/x"}]},"Networks":[{"Target":"overlay1"}]}}"#,
+            r#"{"TaskTemplate":{"ContainerSpec":{"Privileges":{"Seccomp":{"Mode":"default"}}}}}"#,
+        ] {
+            assert!(service(ok).is_ok(), "{ok}");
+        }
+        let plugin = |b: &str| check_body(Body::PluginPrivileges, &g, b.as_bytes());
+        for (bad, guard) in [
+            (
+                r#"[{"Name":"network","Value":["host"]}]"#,
+                Guard::HostNamespaces,
+            ),
+            (
+                r#"[{"name":"mount","value":["/var/lib/docker"]}]"#,
+                Guard::BindMounts,
+            ),
+            (
+                r#"[{"Name":"capabilities","Value":["CAP_SYS_ADMIN"]}]"#,
+                Guard::Capabilities,
+            ),
+            (
+                r#"[{"Name":"device","Value":["/dev/fuse"]}]"#,
+                Guard::Devices,
+            ),
+            (
+                r#"[{"Name":"host pid","Value":["true"]}]"#,
+                Guard::HostNamespaces,
+            ),
+        ] {
+            assert_eq!(refused_by(plugin(bad)), Some(guard), "{bad}");
+        }
+        for ok in [
+            "[]",
+            "null",
+            r#"[{"Name":"network","Value":["bridge"]},{"Name":"mount","Value":["/srv/p"]},{"Name":"capabilities","Value":["CAP_CHOWN"]}]"#,
+        ] {
+            assert!(plugin(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(plugin(r#"{"Name":"network"}"#).unwrap_err().guard, None);
+        assert_eq!(Body::of("ServiceUpdate", &g), Some(Body::Service));
+        assert_eq!(Body::of("PluginUpgrade", &g), Some(Body::PluginPrivileges));
     }
 
     #[test]

@@ -400,6 +400,50 @@ fn raw_bodies_are_read_as_the_daemon_reads_them() {
         ""
     );
 
+    // Services and plugins: refused by their specs; harmless ones reach the daemon, which
+    // answers for itself (this one is no swarm manager; there is no such plugin).
+    let post = |path: &str, body: &str| {
+        send(
+            &p.guarded,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let service = |mount: &str| {
+        format!(
+            r#"{{"Name":"x","TaskTemplate":{{"ContainerSpec":{{"Image":"{img}","Mounts":[{{"Type":"bind","Source":"{mount}","Target":"/m"}}]}}}}}}"#
+        )
+    };
+    let (status, text) = post("/v1.41/services/create", &service("/"));
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("ServiceCreate with a bind mount of /"),
+        "{text}"
+    );
+    let (status, text) = post(
+        "/v1.41/services/create",
+        &service(&p.data.path().display().to_string()),
+    );
+    assert_eq!(status, 503, "{text}");
+    let (status, text) = post(
+        "/v1.41/plugins/nds-no-such-plugin/upgrade?remote=x",
+        r#"[{"Name":"network","Value":["host"]}]"#,
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("PluginUpgrade with a plugin granted the host's network"),
+        "{text}"
+    );
+    let (status, text) = post(
+        "/v1.41/plugins/nds-no-such-plugin/upgrade?remote=x",
+        r#"[{"Name":"network","Value":["bridge"]}]"#,
+    );
+    assert_eq!(status, 404, "{text}");
+
     // The control location creates the privileged container the guard refused.
     let (status, text) = send(
         &p.nginx.addr(),
