@@ -14,22 +14,26 @@
 //! `auth_request` and the variables it sets), before `proxy_pass`, and before the module
 //! releases a held `100 Continue` (so a refused request is not invited to send its body).
 
+use core::ptr;
+
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_complex_value, ngx_http_complex_value_t,
     ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_handler_pt,
     ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_read_client_request_body,
     ngx_http_request_body_t, ngx_http_request_t, ngx_http_send_response, ngx_int_t, ngx_pnalloc,
-    ngx_str_t, ngx_uint_t, NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_SPECIAL_RESPONSE,
-    NGX_LOG_ERR, NGX_OK,
+    ngx_pool_cleanup_add, ngx_str_t, ngx_uint_t, NGX_DECLINED, NGX_DONE, NGX_ERROR,
+    NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+    NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use ngx::{ngx_log_error, ngx_string};
 
-use docker_stream_logic::guards::{check_body, check_build_query, Body, Guards};
+use docker_stream_logic::guards::{check_body, check_build_query, Body, Guards, Refusal};
 use docker_stream_logic::operation::{classify, Operation};
-use docker_stream_logic::rules::{decide, json_string, no_policy_message, refusal_message};
+use docker_stream_logic::rules::{
+    decide, json_string, no_policy_message, refusal_message, rule_label,
+};
 
 use crate::api_conf::Access;
 use crate::conf::DEFAULT_GUARD_BODY_LIMIT;
@@ -76,7 +80,8 @@ unsafe extern "C" fn check(r: *mut ngx_http_request_t) -> ngx_int_t {
                         let found = DockerStreamModule::main_conf(&*r)
                             .and_then(|main| main.policy(name.as_bytes()));
                         let Some(p) = found else {
-                            return refuse(r, FORBIDDEN, &no_policy_message(name.as_bytes()));
+                            let message = no_policy_message(name.as_bytes());
+                            return refuse(r, FORBIDDEN, &message, "no policy");
                         };
                         if let Some(g) = &p.guards {
                             guards = g;
@@ -85,9 +90,13 @@ unsafe extern "C" fn check(r: *mut ngx_http_request_t) -> ngx_int_t {
                     }
                 };
                 let decision = decide(rules, op);
+                let rule = rule_label(decision, policy);
                 if !decision.allowed() {
-                    return refuse(r, FORBIDDEN, &refusal_message(decision, op, policy));
+                    return refuse(r, FORBIDDEN, &refusal_message(decision, op, policy), &rule);
                 }
+                record(r, true, &rule);
+            } else if guards.any() {
+                record(r, true, "docker_api_guard");
             }
             match (op, guards.any()) {
                 (Some(op), true) => check_guards(r, op, guards, conf.body_limit),
@@ -115,7 +124,12 @@ unsafe fn check_guards(
 ) -> ngx_int_t {
     if op.name == "ImageBuild" {
         if let Err(e) = check_build_query(guards, (*r).args.as_bytes()) {
-            return refuse(r, FORBIDDEN, &Guards::message(op.name, &e));
+            return refuse(
+                r,
+                FORBIDDEN,
+                &Guards::message(op.name, &e),
+                &guard_label(&e),
+            );
         }
         return DECLINED;
     }
@@ -139,11 +153,12 @@ unsafe fn check_guards(
                     "{}: the body was discarded before it could be checked",
                     op.name
                 ),
+                "docker_api_guard",
             );
         }
         let length = (*r).headers_in.content_length_n;
         if length > limit as i64 {
-            return refuse(r, TOO_LARGE, &too_large());
+            return refuse(r, TOO_LARGE, &too_large(), "docker_api_guard_body_size");
         }
         // The client waits for a 100 before it sends the body: nginx sends it now.
         expect::release_for_body(r);
@@ -156,7 +171,7 @@ unsafe fn check_guards(
     }
     let body = match body_bytes(rb, limit) {
         Ok(Some(body)) => body,
-        Ok(None) => return refuse(r, TOO_LARGE, &too_large()),
+        Ok(None) => return refuse(r, TOO_LARGE, &too_large(), "docker_api_guard_body_size"),
         Err(e) => {
             return refuse(
                 r,
@@ -165,12 +180,18 @@ unsafe fn check_guards(
                     "{}: the body could not be read to be checked ({e})",
                     op.name
                 ),
+                "docker_api_guard",
             )
         }
     };
     match check_body(kind, guards, &body) {
         Ok(()) => DECLINED,
-        Err(e) => refuse(r, FORBIDDEN, &Guards::message(op.name, &e)),
+        Err(e) => refuse(
+            r,
+            FORBIDDEN,
+            &Guards::message(op.name, &e),
+            &guard_label(&e),
+        ),
     }
 }
 
@@ -235,17 +256,94 @@ unsafe fn body_bytes(
     Ok(Some(out))
 }
 
-/// Logs the refusal, sends it as JSON with `status` and finishes the request.
+fn guard_label(e: &Refusal) -> String {
+    match e.guard {
+        Some(g) => format!("docker_api_guard {}", g.name()),
+        None => "docker_api_guard".to_owned(),
+    }
+}
+
+/// What the check decided, for `$docker_api_decision` and `$docker_api_rule`: kept in a
+/// pool cleanup entry of its own (found by its handler, as `expect` marks a held 100),
+/// which outlives the phases' second run after a body is read.
+#[repr(C)]
+struct Verdict {
+    allowed: bool,
+    rule: ngx_str_t,
+}
+
+unsafe extern "C" fn verdict_mark(_data: *mut core::ffi::c_void) {}
+
+/// The verdict recorded for `r`, if any.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn verdict(r: *mut ngx_http_request_t) -> *mut Verdict {
+    let mut c = (*(*r).pool).cleanup;
+    while !c.is_null() {
+        if (*c)
+            .handler
+            .is_some_and(|h| h as usize == verdict_mark as *const () as usize)
+        {
+            return (*c).data.cast();
+        }
+        c = (*c).next;
+    }
+    ptr::null_mut()
+}
+
+/// # Safety
+/// `r` is the live main request.
+unsafe fn record(r: *mut ngx_http_request_t, allowed: bool, rule: &str) {
+    let mut v = verdict(r);
+    if v.is_null() {
+        let c = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<Verdict>());
+        if c.is_null() {
+            return;
+        }
+        (*c).handler = Some(verdict_mark);
+        v = (*c).data.cast();
+    }
+    let data = ngx_pnalloc((*r).pool, rule.len().max(1)).cast::<u8>();
+    if data.is_null() {
+        return;
+    }
+    ptr::copy_nonoverlapping(rule.as_ptr(), data, rule.len());
+    v.write(Verdict {
+        allowed,
+        rule: ngx_str_t {
+            len: rule.len(),
+            data,
+        },
+    });
+}
+
+/// `(allowed, rule)` as the check recorded them for the main request of `r`.
+///
+/// # Safety
+/// `r` is a live request.
+pub unsafe fn recorded(r: *mut ngx_http_request_t) -> Option<(bool, ngx_str_t)> {
+    let v = verdict((*r).main);
+    (!v.is_null()).then(|| ((*v).allowed, (*v).rule))
+}
+
+/// Logs the refusal, records it, sends it as JSON with `status` and finishes the request.
 ///
 /// # Safety
 /// `r` is the live main request, in a phase handler.
-unsafe fn refuse(r: *mut ngx_http_request_t, status: ngx_uint_t, message: &str) -> ngx_int_t {
+unsafe fn refuse(
+    r: *mut ngx_http_request_t,
+    status: ngx_uint_t,
+    message: &str,
+    rule: &str,
+) -> ngx_int_t {
     ngx_log_error!(
         NGX_LOG_ERR,
         (*(*r).connection).log,
         "docker_api: {}",
         message
     );
+    record(r, false, rule);
     let body = format!("{{\"message\":{}}}\n", json_string(message));
     let data = ngx_pnalloc((*r).pool, body.len()).cast::<u8>();
     if data.is_null() {

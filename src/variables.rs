@@ -13,6 +13,11 @@
 //! as in a URI (safe in a header or a log line); `$docker_api_version`: the API version
 //! of a `/vX.Y` prefix. Of the main request, from its method and normalized path.
 //!
+//! `$docker_api_decision`, `$docker_api_rule`: `allow` or `deny` and the rule that
+//! decided (`docker_api_allow read`, `deny containers.exec in docker_api_policy ci`,
+//! `docker_api_guard privileged`), once `docker_api_allow`/`_deny`/`_rules`/`_guard`
+//! checked the request; empty where nothing did.
+//!
 //! `$docker_client_sha256`: the SHA-256 fingerprint of the client's certificate (64
 //! lowercase hex digits, as `openssl x509 -noout -fingerprint -sha256` prints it without
 //! colons), only once nginx verified it; empty otherwise. nginx's own
@@ -31,12 +36,12 @@ use ngx::ngx_string;
 use docker_stream_logic::operation::classify;
 
 use crate::tunnel::{self, Mode};
-use crate::{guard, tls};
+use crate::{api_rules, guard, tls};
 
 /// # Safety
 /// `cf` must be the configuration being parsed (preconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let vars: [(ngx_str_t, GetHandler, usize); 7] = [
+    let vars: [(ngx_str_t, GetHandler, usize); 9] = [
         (ngx_string!("docker_stream"), get_docker_stream, 0),
         (ngx_string!("docker_uri"), get_docker_uri, 0),
         (ngx_string!("docker_client_sha256"), get_client_sha256, 0),
@@ -52,6 +57,12 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
             get_docker_api,
             API_VERSION,
         ),
+        (
+            ngx_string!("docker_api_decision"),
+            get_verdict,
+            VERDICT_DECISION,
+        ),
+        (ngx_string!("docker_api_rule"), get_verdict, VERDICT_RULE),
     ];
     for (mut name, handler, data) in vars {
         let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
@@ -171,6 +182,27 @@ unsafe extern "C" fn get_docker_api(
             // Static names, or a slice of the main request's uri, which outlives r.
             Ok((text.as_ptr(), text.len()))
         }
+    })
+}
+
+const VERDICT_DECISION: usize = 0;
+const VERDICT_RULE: usize = 1;
+
+unsafe extern "C" fn get_verdict(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    get(r, v, |r| {
+        // SAFETY: nginx passes a live request; the rule text is in the main request's
+        // pool, which outlives r.
+        let (ptr, len) = match unsafe { api_rules::recorded(r) } {
+            None => (b"".as_ptr(), 0),
+            Some((true, _)) if data == VERDICT_DECISION => (b"allow".as_ptr(), 5),
+            Some((false, _)) if data == VERDICT_DECISION => (b"deny".as_ptr(), 4),
+            Some((_, rule)) => (rule.data.cast_const(), rule.len),
+        };
+        Ok((ptr, len))
     })
 }
 

@@ -205,6 +205,19 @@ pub fn refusal_message(
     }
 }
 
+/// What decided, for logs (`$docker_api_rule`): the rule as written, or `no rule`, with
+/// the policy it belongs to.
+pub fn rule_label(decision: Decision<'_>, policy: Option<&str>) -> String {
+    let base = match decision {
+        Decision::Allowed(r) | Decision::Denied(r) => r.text.as_str(),
+        Decision::NoRule => "no rule",
+    };
+    match policy {
+        Some(p) => format!("{base} in docker_api_policy {p}"),
+        None => base.to_owned(),
+    }
+}
+
 /// The refusal when the policy named for a request is not defined, or none is named.
 pub fn no_policy_message(name: &[u8]) -> String {
     if name.is_empty() {
@@ -371,6 +384,12 @@ mod tests {
             "the Docker API policy \"x\\\"y\" named for this client is not defined on this proxy"
         );
         assert!(no_policy_message(b"").contains("no Docker API policy"));
+        let r = &policies[0].rules;
+        assert_eq!(
+            rule_label(decide(r, kill), Some("ci")),
+            "no rule in docker_api_policy ci"
+        );
+        assert_eq!(rule_label(decide(r, exec), None), "deny containers.exec");
         for good in ["ci", "traefik-ro", "a.b_c", "0"] {
             assert!(check_policy_name(good).is_ok(), "{good}");
         }

@@ -23,16 +23,20 @@ struct Proxy {
     guarded: String,
     /// The one host directory bind mounts may use.
     data: tempfile::TempDir,
+    /// The guarded listener's access log (`g.log`).
+    logs: tempfile::TempDir,
 }
 
 impl Proxy {
     fn start() -> Proxy {
         let data = tempfile::tempdir().unwrap();
-        let (nginx, ports) = Nginx::start_with_ports(1, |p| conf(p[0], data.path()));
+        let logs = tempfile::tempdir().unwrap();
+        let (nginx, ports) = Nginx::start_with_ports(1, |p| conf(p[0], data.path(), logs.path()));
         Proxy {
             nginx,
             guarded: format!("127.0.0.1:{}", ports[0]),
             data,
+            logs,
         }
     }
 
@@ -41,12 +45,14 @@ impl Proxy {
     }
 }
 
-fn conf(port: u16, data: &Path) -> NginxConf {
+fn conf(port: u16, data: &Path, logs: &Path) -> NginxConf {
     let mut conf = NginxConf::docker(true, Recipe::Recommended);
     conf.http = format!(
         r#"
+    log_format guard '$request_method $uri $status d=$docker_api_decision rule="$docker_api_rule"';
     server {{
         listen 127.0.0.1:{port};
+        access_log {logs}/g.log guard;
         docker_api_guard all;
         docker_api_guard_capabilities CHOWN;
         docker_api_guard_bind_mounts {data};
@@ -55,6 +61,7 @@ fn conf(port: u16, data: &Path) -> NginxConf {
     }}
 "#,
         data = data.display(),
+        logs = logs.display(),
         conf = root().join("nginx-config/docker-api.conf").display(),
         sock = docker_sock().display(),
     );
@@ -443,6 +450,18 @@ fn raw_bodies_are_read_as_the_daemon_reads_them() {
         r#"[{"Name":"network","Value":["bridge"]}]"#,
     );
     assert_eq!(status, 404, "{text}");
+
+    // The verdicts in the access log (written before nginx closes a connection, so
+    // before each read above saw its end).
+    let log = std::fs::read_to_string(p.logs.path().join("g.log")).unwrap();
+    for line in [
+        "POST /v1.41/containers/create 403 d=deny rule=\"docker_api_guard privileged\"",
+        "POST /v1.41/containers/create 201 d=allow rule=\"docker_api_guard\"",
+        "POST /v1.41/containers/create 413 d=deny rule=\"docker_api_guard_body_size\"",
+        "POST /v1.41/containers/create 403 d=deny rule=\"docker_api_guard\"",
+    ] {
+        assert!(log.contains(line), "no {line:?} in the access log:\n{log}");
+    }
 
     // The control location creates the privileged container the guard refused.
     let (status, text) = send(

@@ -54,7 +54,7 @@ impl Proxy {
         );
         conf.http = format!(
             r#"
-    log_format api '$request_method $uri $status op=$docker_api_operation group=$docker_api_group obj=$docker_api_object v=$docker_api_version';
+    log_format api '$request_method $uri $status op=$docker_api_operation group=$docker_api_group obj=$docker_api_object v=$docker_api_version d=$docker_api_decision rule="$docker_api_rule"';
     server {{
         listen 127.0.0.1:{readonly};
         access_log {dir}/api.log api;
@@ -404,6 +404,13 @@ fn variables_name_the_operation_in_the_access_log() {
         let log = p.api_log_with(&line);
         assert!(log.contains(&line), "no {line:?} in the access log:\n{log}");
     }
+    for line in [
+        "op=ImageInspect group=images.read obj=nds-busybox:latest v=1.41 d=allow rule=\"docker_api_allow read containers.create containers.attach containers.lifecycle\"",
+        "op=ContainerLogs group=containers.logs obj=nds-no-such-container v=1.47 d=deny rule=\"docker_api_deny containers.exec containers.logs\"",
+    ] {
+        let log = p.api_log_with(line);
+        assert!(log.contains(line), "no {line:?} in the access log:\n{log}");
+    }
     // A path with no route: empty operation and group.
     let mut conn = Conn::connect(&p.runner);
     let r = raw::request(
@@ -413,7 +420,7 @@ fn variables_name_the_operation_in_the_access_log() {
     assert_eq!(r.status(), 403);
     let log = p.api_log_with("GET /nope 403 ");
     assert!(
-        log.contains("GET /nope 403 op= group= obj= v="),
+        log.contains("GET /nope 403 op= group= obj= v= d=deny rule=\"no rule\""),
         "unknown path logged as:\n{log}"
     );
 }
