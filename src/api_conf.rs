@@ -9,7 +9,7 @@ use core::ptr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_parse, ngx_conf_t, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_parse_size, ngx_pcalloc,
-    ngx_str_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+    ngx_shm_zone_t, ngx_str_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::HttpModuleMainConf;
@@ -33,12 +33,24 @@ pub enum Access {
 }
 
 /// The module's http-level configuration.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MainConf {
     pub policies: Vec<Policy>,
+    /// The `docker_api_metrics` zone; null when no location shows the counters.
+    pub metrics_zone: *mut ngx_shm_zone_t,
     /// Policy names given to `docker_api_rules` without variables, with where they were
     /// given: checked once the whole `http {}` block is read.
     static_names: Vec<(String, String)>,
+}
+
+impl Default for MainConf {
+    fn default() -> Self {
+        MainConf {
+            policies: Vec::new(),
+            metrics_zone: ptr::null_mut(),
+            static_names: Vec::new(),
+        }
+    }
 }
 
 impl MainConf {

@@ -37,7 +37,7 @@ use docker_stream_logic::rules::{
 
 use crate::api_conf::Access;
 use crate::conf::DEFAULT_GUARD_BODY_LIMIT;
-use crate::{expect, guard, DockerStreamModule};
+use crate::{expect, guard, metrics, DockerStreamModule};
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration), after `expect::register`:
@@ -67,6 +67,10 @@ unsafe extern "C" fn check(r: *mut ngx_http_request_t) -> ngx_int_t {
             let Some(conf) = DockerStreamModule::location_conf(&*r) else {
                 return DECLINED;
             };
+            // The metrics location answers itself: it is not a Docker API request.
+            if metrics::is_metrics_location(r) {
+                return DECLINED;
+            }
             let op = classify((*r).method_name.as_bytes(), (*r).uri.as_bytes()).operation;
             let mut guards = &conf.guards;
             if let Some(access) = &conf.access {

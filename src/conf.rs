@@ -8,9 +8,9 @@ use core::ptr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t,
     ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_msec_t, ngx_str_t, ngx_uint_t, off_t,
-    NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
-    NGX_LOG_EMERG,
+    NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{Merge, MergeConfigError};
@@ -149,7 +149,7 @@ pub unsafe fn merge_loc_conf(
 
 const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 12] = [
+pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 13] = [
     ngx_command_t {
         name: ngx_string!("docker_stream"),
         type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
@@ -234,6 +234,14 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 12] = [
         name: ngx_string!("docker_api_guard_body_size"),
         type_: (CONTEXT | NGX_CONF_TAKE1) as ngx_uint_t,
         set: Some(api_conf::set_body_size),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_metrics"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(crate::metrics::set_metrics),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: ptr::null_mut(),

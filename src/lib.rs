@@ -23,6 +23,7 @@ mod direction;
 mod expect;
 mod filter;
 mod guard;
+mod metrics;
 mod reset;
 mod splice;
 mod tls;
@@ -48,6 +49,7 @@ impl HttpModule for DockerStreamModule {
         // handlers pushed later run earlier.
         if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t
             || api_rules::register(cf) != nginx_sys::NGX_OK as ngx_int_t
+            || metrics::register(cf) != nginx_sys::NGX_OK as ngx_int_t
         {
             return nginx_sys::NGX_ERROR as ngx_int_t;
         }
@@ -120,6 +122,7 @@ pub static mut ngx_http_docker_stream_module: ngx_module_t = ngx_module_t {
     // SAFETY: the command table lives for the program's lifetime.
     commands: unsafe { ptr::addr_of_mut!(NGX_HTTP_DOCKER_STREAM_COMMANDS[0]) },
     type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(metrics::init_process),
     ..ngx_module_t::default()
 };
 

@@ -129,6 +129,7 @@ pub unsafe fn install(r: *mut ngx_http_request_t, t: &mut Tunnel) {
     let c = (*r).connection;
     let pc = (*u).peer.connection;
 
+    crate::metrics::tunnel_opened(r);
     t.nginx_read_upstream = (*u).read_event_handler;
     (*u).read_event_handler = Some(upstream_event);
     (*u).write_event_handler = Some(upstream_event);
@@ -409,6 +410,14 @@ unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
     if let Some(line) = line {
         ngx_log_error!(NGX_LOG_INFO, (*c).log, "docker_stream: {line}");
     }
+    let end = match how {
+        End::Done => 0,
+        End::Idle => 1,
+        End::ClientFailed => 2,
+        End::Error(_) => 3,
+        End::Internal => 4,
+    };
+    crate::metrics::tunnel_ended(end, (*c).sent as u64, (*pc).sent as u64);
 
     if how != End::Done {
         (*u).buffer.pos = (*u).buffer.last;

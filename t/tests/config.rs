@@ -28,6 +28,7 @@ fn good_values_pass() {
         "docker_api_guard all; docker_api_guard_capabilities chown CAP_NET_RAW; docker_api_guard_bind_mounts / /srv/x/;",
         "docker_api_guard privileged devices; server { listen 127.0.0.1:1; location / { docker_api_guard off; docker_api_guard_body_size 4k; } }",
         "docker_api_guard_body_size 10m;",
+        "server { listen 127.0.0.1:1; location = /m { docker_api_metrics; } location = /n { docker_api_metrics; } }",
         "docker_api_policy a { allow all; guard privileged host_namespaces; guard_capabilities CHOWN; guard_bind_mounts /srv; }",
     ] {
         let (ok, out) = config_test(conf);
@@ -122,6 +123,15 @@ fn bad_values_fail_with_the_directive_named() {
         ),
         ("docker_api_policy a;", "\"docker_api_policy\""),
         ("docker_api_guard;", "\"docker_api_guard\""),
+        ("docker_api_metrics;", "\"docker_api_metrics\" directive is not allowed here"),
+        (
+            "server { listen 127.0.0.1:1; location / { docker_api_metrics on; } }",
+            "invalid number of arguments in \"docker_api_metrics\"",
+        ),
+        (
+            "server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:1; docker_api_metrics; } }",
+            "this location has a content handler already",
+        ),
         (
             "docker_api_guard privilegde;",
             "\"docker_api_guard\": unknown guard \"privilegde\"",

@@ -1,0 +1,319 @@
+//! `docker_api_metrics`: counters in a shared memory zone, kept by every worker and
+//! shown in Prometheus' text format by a location's handler, in the spirit of
+//! `stub_status`. The zone exists once some location has `docker_api_metrics`; then
+//! every request of the `http {}` block is counted (in the log phase, by operation and
+//! decision), and every tunnel (opened, open, bytes, how it ended). Counters survive a
+//! reload (nginx keeps a zone of the same name and size), not a restart.
+
+use core::ffi::{c_char, c_void};
+use core::fmt::Write as _;
+use core::ptr;
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
+
+use nginx_sys::{
+    ngx_array_push, ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf,
+    ngx_cycle_t, ngx_http_discard_request_body, ngx_http_handler_pt, ngx_http_output_filter,
+    ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_request_t, ngx_http_send_header, ngx_int_t,
+    ngx_pool_cleanup_add, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
+    ngx_str_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_OK, NGX_LOG_EMERG, NGX_OK,
+};
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::{ngx_conf_log_error, ngx_string};
+
+use docker_stream_logic::operation::{classify, OPERATIONS};
+
+use crate::{api_rules, guard, DockerStreamModule};
+
+/// Row of `requests` for a path with no operation.
+const UNKNOWN: usize = OPERATIONS.len();
+/// Columns of `requests`: nothing checked the request, allowed, denied.
+const DECISIONS: [&str; 3] = ["none", "allow", "deny"];
+/// Tunnel ends, as `tunnel::End` names them.
+pub const ENDS: [&str; 5] = ["done", "idle", "client_failed", "error", "internal"];
+
+/// The zone's contents. Atomics, so that workers update them without a lock.
+#[repr(C)]
+struct Counters {
+    requests: [[AtomicU64; 3]; UNKNOWN + 1],
+    tunnels_open: AtomicI64,
+    tunnels_total: AtomicU64,
+    tunnel_bytes_to_client: AtomicU64,
+    tunnel_bytes_to_daemon: AtomicU64,
+    tunnel_ends: [AtomicU64; ENDS.len()],
+}
+
+const ZONE_SIZE: usize = 64 * 1024;
+
+/// The counters of this worker's cycle; null until the zone is initialized (and when no
+/// location shows them).
+static COUNTERS: AtomicPtr<Counters> = AtomicPtr::new(ptr::null_mut());
+
+fn counters() -> Option<&'static Counters> {
+    // SAFETY: set by init_zone to memory of the shared zone, which lives as long as the
+    // cycle that uses it; reset when a configuration without the zone is loaded.
+    unsafe { COUNTERS.load(Ordering::Relaxed).as_ref() }
+}
+
+/// `docker_api_metrics`: this location answers with the counters.
+pub extern "C" fn set_metrics(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, || {
+        // SAFETY: called by nginx for this module's location-level directive; cf is the
+        // configuration being parsed.
+        unsafe {
+            let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
+                return NGX_CONF_ERROR;
+            };
+            if clcf.handler.is_some() {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "\"docker_api_metrics\": this location has a content handler already"
+                );
+                return NGX_CONF_ERROR;
+            }
+            clcf.handler = Some(handler);
+            let Some(main) = DockerStreamModule::main_conf_mut(&*cf) else {
+                return NGX_CONF_ERROR;
+            };
+            if main.metrics_zone.is_null() {
+                let mut name = ngx_string!("docker_api_metrics");
+                let zone = ngx_shared_memory_add(
+                    cf,
+                    &mut name,
+                    ZONE_SIZE,
+                    ptr::addr_of_mut!(crate::ngx_http_docker_stream_module).cast(),
+                );
+                if zone.is_null() {
+                    return NGX_CONF_ERROR;
+                }
+                (*zone).init = Some(init_zone);
+                main.metrics_zone = zone;
+            }
+            NGX_CONF_OK
+        }
+    })
+}
+
+/// Called by nginx for each new cycle with the zone's previous data, if a zone of the
+/// same name and size existed: the counters carry over.
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
+    let counters = if data.is_null() {
+        let pool = (*zone).shm.addr.cast::<ngx_slab_pool_t>();
+        let c = ngx_slab_calloc(pool, core::mem::size_of::<Counters>());
+        if c.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        c
+    } else {
+        data
+    };
+    (*zone).data = counters;
+    NGX_OK as ngx_int_t
+}
+
+/// Each worker counts into the zone of its own cycle, or not at all: set when it starts
+/// (a worker started after a reload to a configuration without the zone must not write
+/// into the old cycle's, which nginx has unmapped).
+///
+/// # Safety
+/// Called by nginx in a new worker process with its cycle.
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    let zone = DockerStreamModule::main_conf(&*cycle).map_or(ptr::null_mut(), |m| m.metrics_zone);
+    let counters = if zone.is_null() {
+        ptr::null_mut()
+    } else {
+        (*zone).data.cast()
+    };
+    COUNTERS.store(counters, Ordering::Relaxed);
+    NGX_OK as ngx_int_t
+}
+
+/// # Safety
+/// `cf` is the configuration being parsed (postconfiguration).
+pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let phase = ngx_http_phases_NGX_HTTP_LOG_PHASE as usize;
+    let h = ngx_array_push(&mut cmcf.phases[phase].handlers).cast::<ngx_http_handler_pt>();
+    if h.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    *h = Some(count_request);
+    NGX_OK as ngx_int_t
+}
+
+/// Log phase: one request, by its operation and what the rules and guards decided.
+unsafe extern "C" fn count_request(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let Some(c) = counters() else {
+        return NGX_DECLINED as ngx_int_t;
+    };
+    let log = (*(*r).connection).log;
+    guard::catch_status(log, || {
+        // SAFETY: nginx passes a live request to phase handlers.
+        unsafe {
+            // The metrics location's own requests are not Docker API requests.
+            if r != (*r).main || is_metrics_location(r) {
+                return NGX_DECLINED as ngx_int_t;
+            }
+            let op = classify((*r).method_name.as_bytes(), (*r).uri.as_bytes()).operation;
+            let row = op
+                .and_then(|op| OPERATIONS.iter().position(|o| ptr::eq(o, op)))
+                .unwrap_or(UNKNOWN);
+            let col = match api_rules::recorded(r) {
+                None => 0,
+                Some((true, _)) => 1,
+                Some((false, _)) => 2,
+            };
+            c.requests[row][col].fetch_add(1, Ordering::Relaxed);
+            NGX_DECLINED as ngx_int_t
+        }
+    })
+}
+
+/// Whether `r` is in a location with `docker_api_metrics`.
+///
+/// # Safety
+/// `r` is a live request.
+pub unsafe fn is_metrics_location(r: *mut ngx_http_request_t) -> bool {
+    NgxHttpCoreModule::location_conf(&*r)
+        .and_then(|clcf| clcf.handler)
+        .is_some_and(|h| h as usize == handler as *const () as usize)
+}
+
+/// A tunnel opened for `r`: counted open until the request's pool is freed, however the
+/// tunnel ends.
+///
+/// # Safety
+/// `r` is the live request of the tunnel.
+pub unsafe fn tunnel_opened(r: *mut ngx_http_request_t) {
+    let Some(c) = counters() else {
+        return;
+    };
+    let cln = ngx_pool_cleanup_add((*r).pool, 0);
+    if cln.is_null() {
+        return;
+    }
+    (*cln).handler = Some(tunnel_closed);
+    c.tunnels_open.fetch_add(1, Ordering::Relaxed);
+    c.tunnels_total.fetch_add(1, Ordering::Relaxed);
+}
+
+unsafe extern "C" fn tunnel_closed(_data: *mut c_void) {
+    if let Some(c) = counters() {
+        c.tunnels_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A tunnel ended (`end` indexes [`ENDS`]) after these bytes on its two connections.
+pub fn tunnel_ended(end: usize, to_client: u64, to_daemon: u64) {
+    if let Some(c) = counters() {
+        c.tunnel_bytes_to_client
+            .fetch_add(to_client, Ordering::Relaxed);
+        c.tunnel_bytes_to_daemon
+            .fetch_add(to_daemon, Ordering::Relaxed);
+        c.tunnel_ends[end.min(ENDS.len() - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The counters in Prometheus' text format. Request series appear once counted.
+fn render(c: &Counters) -> String {
+    let mut s = String::with_capacity(4096);
+    let l = Ordering::Relaxed;
+    s.push_str(
+        "# HELP docker_api_requests_total Requests by Docker API operation and by what the rules and guards decided.\n\
+         # TYPE docker_api_requests_total counter\n",
+    );
+    for (row, counts) in c.requests.iter().enumerate() {
+        let op = OPERATIONS.get(row).map_or("", |o| o.name);
+        for (col, n) in counts.iter().enumerate() {
+            let n = n.load(l);
+            if n > 0 {
+                let _ = writeln!(
+                    s,
+                    "docker_api_requests_total{{operation=\"{op}\",decision=\"{}\"}} {n}",
+                    DECISIONS[col]
+                );
+            }
+        }
+    }
+    let _ = write!(
+        s,
+        "# HELP docker_stream_tunnels_open Tunnels (attach, exec, run) open now.\n\
+         # TYPE docker_stream_tunnels_open gauge\n\
+         docker_stream_tunnels_open {}\n\
+         # HELP docker_stream_tunnels_total Tunnels opened.\n\
+         # TYPE docker_stream_tunnels_total counter\n\
+         docker_stream_tunnels_total {}\n\
+         # HELP docker_stream_tunnel_bytes_total Bytes sent on the connections of ended tunnels.\n\
+         # TYPE docker_stream_tunnel_bytes_total counter\n\
+         docker_stream_tunnel_bytes_total{{direction=\"to_client\"}} {}\n\
+         docker_stream_tunnel_bytes_total{{direction=\"to_daemon\"}} {}\n\
+         # HELP docker_stream_tunnel_ends_total Tunnels ended, by how.\n\
+         # TYPE docker_stream_tunnel_ends_total counter\n",
+        c.tunnels_open.load(l),
+        c.tunnels_total.load(l),
+        c.tunnel_bytes_to_client.load(l),
+        c.tunnel_bytes_to_daemon.load(l),
+    );
+    for (i, end) in ENDS.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "docker_stream_tunnel_ends_total{{reason=\"{end}\"}} {}",
+            c.tunnel_ends[i].load(l)
+        );
+    }
+    s
+}
+
+unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard::catch_status(log, || {
+        // SAFETY: nginx passes the live request to a location's content handler.
+        unsafe {
+            let method = (*r).method as u32;
+            if method & (NGX_HTTP_GET | NGX_HTTP_HEAD) == 0 {
+                return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+            }
+            let rc = ngx_http_discard_request_body(r);
+            if rc != NGX_OK as ngx_int_t {
+                return rc;
+            }
+            let Some(c) = counters() else {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+            };
+            let text = render(c);
+            (*r).headers_out.status = NGX_HTTP_OK as usize;
+            (*r).headers_out.content_length_n = text.len() as i64;
+            let ct = "text/plain; version=0.0.4; charset=utf-8";
+            (*r).headers_out.content_type = ngx_str_t {
+                len: ct.len(),
+                data: ct.as_ptr().cast_mut(),
+            };
+            (*r).headers_out.content_type_len = "text/plain".len();
+            let rc = ngx_http_send_header(r);
+            if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
+                return rc;
+            }
+            let b: *mut ngx_buf_t = ngx_create_temp_buf((*r).pool, text.len());
+            if b.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            ptr::copy_nonoverlapping(text.as_ptr(), (*b).pos, text.len());
+            (*b).last = (*b).pos.add(text.len());
+            (*b).set_last_buf(1);
+            (*b).set_last_in_chain(1);
+            let mut out = ngx_chain_t {
+                buf: b,
+                next: ptr::null_mut(),
+            };
+            ngx_http_output_filter(r, &mut out)
+        }
+    })
+}
