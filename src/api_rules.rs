@@ -17,15 +17,14 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_array_push, ngx_conf_t, ngx_http_complex_value, ngx_http_complex_value_t,
-    ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_handler_pt,
-    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_read_client_request_body,
-    ngx_http_request_body_t, ngx_http_request_t, ngx_http_send_response, ngx_int_t, ngx_pnalloc,
-    ngx_pool_cleanup_add, ngx_str_t, ngx_uint_t, NGX_DECLINED, NGX_DONE, NGX_ERROR,
-    NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-    NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ERR, NGX_OK,
+    ngx_conf_t, ngx_http_complex_value, ngx_http_complex_value_t, ngx_http_core_run_phases,
+    ngx_http_finalize_request, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
+    ngx_http_read_client_request_body, ngx_http_request_body_t, ngx_http_request_t,
+    ngx_http_send_response, ngx_int_t, ngx_pnalloc, ngx_pool_cleanup_add, ngx_str_t, ngx_uint_t,
+    NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ERR, NGX_OK,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 
 use ngx::{ngx_log_error, ngx_string};
 
@@ -37,22 +36,13 @@ use docker_stream_logic::rules::{
 
 use crate::api_conf::Access;
 use crate::conf::DEFAULT_GUARD_BODY_LIMIT;
-use crate::{expect, guard, metrics, DockerStreamModule};
+use crate::{expect, guard, metrics, phase, DockerStreamModule};
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration), after `expect::register`:
 /// handlers pushed later run earlier in a phase.
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
-        return NGX_ERROR as ngx_int_t;
-    };
-    let phase = ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE as usize;
-    let h = ngx_array_push(&mut cmcf.phases[phase].handlers).cast::<ngx_http_handler_pt>();
-    if h.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    *h = Some(check);
-    NGX_OK as ngx_int_t
+    phase::add(cf, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, check)
 }
 
 unsafe extern "C" fn check(r: *mut ngx_http_request_t) -> ngx_int_t {

@@ -8,40 +8,24 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
+    ngx_conf_t, ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
     ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add,
     ngx_pool_cleanup_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_VERSION_11, NGX_OK,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 
-use crate::{guard, DockerStreamModule};
+use crate::{guard, phase, DockerStreamModule};
 
 const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
+    if phase::add(cf, ngx_http_phases_NGX_HTTP_POST_READ_PHASE, hold) != NGX_OK as ngx_int_t {
         return NGX_ERROR as ngx_int_t;
-    };
-    for (phase, handler) in [
-        (ngx_http_phases_NGX_HTTP_POST_READ_PHASE, hold as HandlerFn),
-        (
-            ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
-            release as HandlerFn,
-        ),
-    ] {
-        let h =
-            ngx_array_push(&mut cmcf.phases[phase as usize].handlers).cast::<ngx_http_handler_pt>();
-        if h.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        *h = Some(handler);
     }
-    NGX_OK as ngx_int_t
+    phase::add(cf, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, release)
 }
-
-type HandlerFn = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 
 /// The mark that this module held the 100 back: a pool cleanup entry with this handler
 /// (the pool outlives internal redirects, which clear module contexts).

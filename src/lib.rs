@@ -24,6 +24,7 @@ mod expect;
 mod filter;
 mod guard;
 mod metrics;
+mod phase;
 mod reset;
 mod splice;
 mod tls;

@@ -11,12 +11,12 @@ use core::ptr;
 use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
-    ngx_array_push, ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf,
-    ngx_cycle_t, ngx_http_discard_request_body, ngx_http_handler_pt, ngx_http_output_filter,
-    ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_request_t, ngx_http_send_header, ngx_int_t,
-    ngx_pool_cleanup_add, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
-    ngx_str_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_OK, NGX_LOG_EMERG, NGX_OK,
+    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf, ngx_cycle_t,
+    ngx_http_discard_request_body, ngx_http_output_filter, ngx_http_phases_NGX_HTTP_LOG_PHASE,
+    ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pool_cleanup_add,
+    ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t,
+    NGX_DECLINED, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_NOT_ALLOWED, NGX_HTTP_OK, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
@@ -24,7 +24,7 @@ use ngx::{ngx_conf_log_error, ngx_string};
 
 use docker_stream_logic::operation::{classify, OPERATIONS};
 
-use crate::{api_rules, guard, DockerStreamModule};
+use crate::{api_rules, guard, phase, DockerStreamModule};
 
 /// Row of `requests` for a path with no operation.
 const UNKNOWN: usize = OPERATIONS.len();
@@ -137,16 +137,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
-        return NGX_ERROR as ngx_int_t;
-    };
-    let phase = ngx_http_phases_NGX_HTTP_LOG_PHASE as usize;
-    let h = ngx_array_push(&mut cmcf.phases[phase].handlers).cast::<ngx_http_handler_pt>();
-    if h.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    *h = Some(count_request);
-    NGX_OK as ngx_int_t
+    phase::add(cf, ngx_http_phases_NGX_HTTP_LOG_PHASE, count_request)
 }
 
 /// Log phase: one request, by its operation and what the rules and guards decided.

@@ -1,0 +1,28 @@
+//! Adding a handler to one of nginx's request phases (postconfiguration), as nginx's own
+//! modules do with `ngx_array_push(&cmcf->phases[...].handlers)`.
+
+use nginx_sys::{
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases, ngx_http_request_t,
+    ngx_int_t, NGX_ERROR, NGX_OK,
+};
+use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
+
+/// Appends `handler` to `phase`. Within a phase, handlers added later run earlier.
+///
+/// # Safety
+/// `cf` is the configuration being parsed, in a module's postconfiguration.
+pub unsafe fn add(
+    cf: *mut ngx_conf_t,
+    phase: ngx_http_phases,
+    handler: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
+) -> ngx_int_t {
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let h = ngx_array_push(&mut cmcf.phases[phase as usize].handlers).cast::<ngx_http_handler_pt>();
+    if h.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    *h = Some(handler);
+    NGX_OK as ngx_int_t
+}
