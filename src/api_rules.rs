@@ -20,8 +20,8 @@ use nginx_sys::{
     ngx_conf_t, ngx_http_complex_value, ngx_http_complex_value_t, ngx_http_core_run_phases,
     ngx_http_finalize_request, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE,
     ngx_http_read_client_request_body, ngx_http_request_body_t, ngx_http_request_t,
-    ngx_http_send_response, ngx_int_t, ngx_pnalloc, ngx_pool_cleanup_add, ngx_str_t, ngx_uint_t,
-    NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    ngx_http_send_response, ngx_int_t, ngx_pnalloc, ngx_str_t, ngx_uint_t, NGX_DECLINED, NGX_DONE,
+    NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
     NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
@@ -36,7 +36,7 @@ use docker_stream_logic::rules::{
 
 use crate::api_conf::Access;
 use crate::conf::DEFAULT_GUARD_BODY_LIMIT;
-use crate::{expect, guard, metrics, phase, DockerStreamModule};
+use crate::{body_limit, expect, guard, marks, metrics, phase, DockerStreamModule};
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration), after `expect::register`:
@@ -154,6 +154,9 @@ unsafe fn check_guards(
         if length > limit as i64 {
             return refuse(r, TOO_LARGE, &too_large(), "docker_api_guard_body_size");
         }
+        if !body_limit::start(r, limit) {
+            return NGX_ERROR as ngx_int_t;
+        }
         // The client waits for a 100 before it sends the body: nginx sends it now.
         expect::release_for_body(r);
         let rc = ngx_http_read_client_request_body(r, Some(body_read));
@@ -257,59 +260,27 @@ fn guard_label(e: &Refusal) -> String {
     }
 }
 
-/// What the check decided, for `$docker_api_decision` and `$docker_api_rule`: kept in a
-/// pool cleanup entry of its own (found by its handler, as `expect` marks a held 100),
-/// which outlives the phases' second run after a body is read.
+/// What the check decided, for `$docker_api_decision` and `$docker_api_rule`.
+#[derive(Clone, Copy)]
 #[repr(C)]
 struct Verdict {
     allowed: bool,
     rule: ngx_str_t,
 }
 
-unsafe extern "C" fn verdict_mark(_data: *mut core::ffi::c_void) {}
-
-/// The verdict recorded for `r`, if any.
-///
-/// # Safety
-/// `r` is a live request.
-unsafe fn verdict(r: *mut ngx_http_request_t) -> *mut Verdict {
-    let mut c = (*(*r).pool).cleanup;
-    while !c.is_null() {
-        if (*c)
-            .handler
-            .is_some_and(|h| h as usize == verdict_mark as *const () as usize)
-        {
-            return (*c).data.cast();
-        }
-        c = (*c).next;
-    }
-    ptr::null_mut()
-}
-
 /// # Safety
 /// `r` is the live main request.
-unsafe fn record(r: *mut ngx_http_request_t, allowed: bool, rule: &str) {
-    let mut v = verdict(r);
-    if v.is_null() {
-        let c = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<Verdict>());
-        if c.is_null() {
-            return;
-        }
-        (*c).handler = Some(verdict_mark);
-        v = (*c).data.cast();
-    }
+pub unsafe fn record(r: *mut ngx_http_request_t, allowed: bool, rule: &str) {
     let data = ngx_pnalloc((*r).pool, rule.len().max(1)).cast::<u8>();
     if data.is_null() {
         return;
     }
     ptr::copy_nonoverlapping(rule.as_ptr(), data, rule.len());
-    v.write(Verdict {
-        allowed,
-        rule: ngx_str_t {
-            len: rule.len(),
-            data,
-        },
-    });
+    let rule = ngx_str_t {
+        len: rule.len(),
+        data,
+    };
+    marks::set(r, marks::VERDICT, Verdict { allowed, rule });
 }
 
 /// `(allowed, rule)` as the check recorded them for the main request of `r`.
@@ -317,7 +288,7 @@ unsafe fn record(r: *mut ngx_http_request_t, allowed: bool, rule: &str) {
 /// # Safety
 /// `r` is a live request.
 pub unsafe fn recorded(r: *mut ngx_http_request_t) -> Option<(bool, ngx_str_t)> {
-    let v = verdict((*r).main);
+    let v = marks::find::<Verdict>((*r).main, marks::VERDICT);
     (!v.is_null()).then(|| ((*v).allowed, (*v).rule))
 }
 

@@ -5,16 +5,14 @@
 //! module holds the 100 back until the request reaches a location that hands it to a
 //! content handler (`proxy_pass`): refusals in the phases before answer without it.
 
-use core::ptr;
-
 use nginx_sys::{
     ngx_conf_t, ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
-    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add,
-    ngx_pool_cleanup_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_VERSION_11, NGX_OK,
+    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_request_t, ngx_int_t, NGX_DECLINED,
+    NGX_ERROR, NGX_HTTP_VERSION_11, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 
-use crate::{guard, phase, DockerStreamModule};
+use crate::{guard, marks, phase, DockerStreamModule};
 
 const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
 
@@ -27,22 +25,10 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
     phase::add(cf, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, release)
 }
 
-/// The mark that this module held the 100 back: a pool cleanup entry with this handler
-/// (the pool outlives internal redirects, which clear module contexts).
-unsafe extern "C" fn held_mark(_data: *mut core::ffi::c_void) {}
-
-unsafe fn find_mark(r: *mut ngx_http_request_t) -> *mut ngx_pool_cleanup_t {
-    let mut c = (*(*r).pool).cleanup;
-    while !c.is_null() {
-        if (*c)
-            .handler
-            .is_some_and(|h| h as usize == held_mark as *const () as usize)
-        {
-            return c;
-        }
-        c = (*c).next;
-    }
-    ptr::null_mut()
+/// Whether this module held the 100 back: a mark in the request pool (which outlives
+/// internal redirects, unlike module contexts).
+unsafe fn held(r: *mut ngx_http_request_t) -> bool {
+    !marks::find::<()>(r, marks::HELD_100).is_null()
 }
 
 /// Lets nginx send the held `100 Continue` when the body is read next (a guard reads it
@@ -51,9 +37,8 @@ unsafe fn find_mark(r: *mut ngx_http_request_t) -> *mut ngx_pool_cleanup_t {
 /// # Safety
 /// `r` is a live main request.
 pub unsafe fn release_for_body(r: *mut ngx_http_request_t) {
-    let mark = find_mark(r);
-    if !mark.is_null() {
-        (*mark).handler = None;
+    if held(r) {
+        marks::clear(r, marks::HELD_100);
         (*r).set_expect_tested(0);
     }
 }
@@ -72,11 +57,9 @@ unsafe extern "C" fn hold(r: *mut ngx_http_request_t) -> ngx_int_t {
             {
                 return DECLINED;
             }
-            let mark = ngx_pool_cleanup_add((*r).pool, 0);
-            if mark.is_null() {
+            if marks::set(r, marks::HELD_100, ()).is_null() {
                 return NGX_ERROR as ngx_int_t;
             }
-            (*mark).handler = Some(held_mark);
             (*r).set_expect_tested(1);
             DECLINED
         }
@@ -93,15 +76,14 @@ unsafe extern "C" fn release(r: *mut ngx_http_request_t) -> ngx_int_t {
             if r != (*r).main || (*r).headers_in.expect.is_null() {
                 return DECLINED;
             }
-            let mark = find_mark(r);
-            if mark.is_null() {
+            if !held(r) {
                 return DECLINED;
             }
             let has_handler =
                 NgxHttpCoreModule::location_conf(&*r).is_some_and(|c| c.handler.is_some());
             let module_on = DockerStreamModule::location_conf(&*r).is_some_and(|c| c.enabled());
             if has_handler || !module_on {
-                (*mark).handler = None;
+                marks::clear(r, marks::HELD_100);
                 (*r).set_expect_tested(0);
             }
             DECLINED

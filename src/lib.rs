@@ -18,11 +18,13 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 mod api_conf;
 mod api_rules;
+mod body_limit;
 mod conf;
 mod direction;
 mod expect;
 mod filter;
 mod guard;
+mod marks;
 mod metrics;
 mod phase;
 mod reset;
@@ -51,6 +53,7 @@ impl HttpModule for DockerStreamModule {
         if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t
             || api_rules::register(cf) != nginx_sys::NGX_OK as ngx_int_t
             || metrics::register(cf) != nginx_sys::NGX_OK as ngx_int_t
+            || body_limit::install() != nginx_sys::NGX_OK as ngx_int_t
         {
             return nginx_sys::NGX_ERROR as ngx_int_t;
         }
