@@ -340,6 +340,24 @@ fn raw_bodies_are_read_as_the_daemon_reads_them() {
         }
     }
 
+    // A body past nginx's in-memory buffer (16 KiB: it is read from nginx's temporary
+    // file) but within the limit is checked and passed on whole.
+    let env = format!("X={}", "y".repeat(40_000));
+    let long = body(&format!(
+        r#""Env":["{env}"],"HostConfig":{{"Privileged":false}}"#
+    ));
+    for request in [create_request(&long), chunked_create_request(&long)] {
+        let (status, text) = send(&p.guarded, &request);
+        assert_eq!(status, 201, "{text}");
+        let id = text.split('"').nth(3).unwrap_or_default().to_string();
+        let inspect = direct(&["inspect", "-f", "{{range .Config.Env}}{{.}} {{end}}", &id]);
+        assert!(
+            inspect.contains(&env),
+            "the body did not reach the daemon whole"
+        );
+        c.0.push(id);
+    }
+
     // Bodies that cannot be checked: invalid JSON, past the limit (by length, and
     // chunked), and a zero length followed by the body (CVE-2024-41110's shape).
     let big = body(&format!(
