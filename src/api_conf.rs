@@ -18,7 +18,7 @@ use ngx::ngx_conf_log_error;
 use docker_stream_logic::guards::{GuardConfError, Guards};
 use docker_stream_logic::rules::{check_policy_name, Action, Policy, Rule};
 
-use crate::conf::LocConf;
+use crate::conf::{LocConf, IS_DUPLICATE};
 use crate::guard::catch_conf;
 use crate::DockerStreamModule;
 
@@ -275,12 +275,7 @@ pub extern "C" fn set_rules(
         let conf = unsafe { &mut *conf.cast::<LocConf>() };
         match conf.access {
             Some(Access::Policy(_)) => {
-                ngx_conf_log_error!(
-                    NGX_LOG_EMERG,
-                    cf,
-                    "\"docker_api_rules\" directive is duplicate"
-                );
-                return NGX_CONF_ERROR;
+                return IS_DUPLICATE;
             }
             Some(Access::Rules(_)) => {
                 ngx_conf_log_error!(
@@ -403,8 +398,7 @@ pub extern "C" fn set_guard(
             return NGX_CONF_ERROR;
         };
         if conf.guards_set[which as usize] {
-            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{name}\" directive is duplicate");
-            return NGX_CONF_ERROR;
+            return IS_DUPLICATE;
         }
         conf.guards_set[which as usize] = true;
         let values: Vec<&str> = words[1..].iter().map(String::as_str).collect();
@@ -434,12 +428,7 @@ pub extern "C" fn set_body_size(
             )
         };
         if conf.body_limit.is_some() {
-            ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "\"docker_api_guard_body_size\" directive is duplicate"
-            );
-            return NGX_CONF_ERROR;
+            return IS_DUPLICATE;
         }
         // SAFETY: value is a string of the configuration, as nginx's size slot parses.
         let size = unsafe { ngx_parse_size(&mut value) };

@@ -147,6 +147,10 @@ pub unsafe fn merge_loc_conf(
     })
 }
 
+/// What nginx's own directive handlers return for a directive given twice; nginx prints
+/// `"<name>" directive is duplicate`.
+pub const IS_DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
+
 const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 13] = [
@@ -271,12 +275,7 @@ extern "C" fn set_timeout(
         // SAFETY: called by nginx as a TAKE1 directive handler of this module.
         let (conf, value) = unsafe { conf_and_value(cf, conf) };
         if conf.timeout != UNSET_MSEC {
-            ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "\"docker_stream_timeout\" directive is duplicate"
-            );
-            return NGX_CONF_ERROR;
+            return IS_DUPLICATE;
         }
         let text = String::from_utf8_lossy(value.as_bytes());
         match parse_timeout(&text) {
@@ -313,12 +312,7 @@ extern "C" fn set_splice(
         // SAFETY: called by nginx as a TAKE1 directive handler of this module.
         let (conf, value) = unsafe { conf_and_value(cf, conf) };
         if conf.splice.is_some() {
-            ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "\"docker_stream_splice\" directive is duplicate"
-            );
-            return NGX_CONF_ERROR;
+            return IS_DUPLICATE;
         }
         match SpliceMode::parse(value.as_bytes()) {
             Some(mode) => conf.splice = Some(mode),

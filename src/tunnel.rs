@@ -197,6 +197,53 @@ enum End {
     Internal,
 }
 
+/// The line a tunnel's end writes (see [`finish`]).
+struct EndLine {
+    how: End,
+    idle_ms: ngx_msec_t,
+    undelivered: usize,
+    to_client: nginx_sys::off_t,
+    to_daemon: nginx_sys::off_t,
+    client_eof: bool,
+    client_unclean: bool,
+    daemon_unclean: bool,
+}
+
+impl core::fmt::Display for EndLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let input = match (self.client_eof, self.client_unclean) {
+            (false, _) => "",
+            (true, false) => " after the client's end of input",
+            (true, true) => " after the client's connection ended without a TLS close_notify",
+        };
+        let unclean = if self.daemon_unclean {
+            " without a TLS close_notify"
+        } else {
+            ""
+        };
+        match self.how {
+            End::Done => write!(f, "stream closed by the daemon{unclean}{input}")?,
+            End::Idle => write!(
+                f,
+                "no data for {} ms (docker_stream_timeout), stream closed",
+                self.idle_ms
+            )?,
+            End::ClientFailed => write!(
+                f,
+                "client connection failed, {} bytes from the daemon not delivered",
+                self.undelivered
+            )?,
+            End::Error(what) => write!(f, "{what}, stream closed")?,
+            End::Internal => {}
+        }
+        write!(
+            f,
+            "; {} bytes sent to the client, {} to the daemon",
+            self.to_client, self.to_daemon
+        )
+    }
+}
+
 /// Whether `sa` is a unix socket's address (null: not known, taken as not).
 ///
 /// # Safety
@@ -377,37 +424,18 @@ unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
     let c = (*r).connection;
     let pc = (*u).peer.connection;
 
-    let undelivered = t.down.pending();
-    let totals = format!(
-        "{} bytes sent to the client, {} to the daemon",
-        (*c).sent,
-        (*pc).sent
-    );
-    let input = match (t.up.eof, t.up.unclean_eof) {
-        (false, _) => "",
-        (true, false) => " after the client's end of input",
-        (true, true) => " after the client's connection ended without a TLS close_notify",
+    let line = EndLine {
+        how,
+        idle_ms: t.idle.unwrap_or(0),
+        undelivered: t.down.pending(),
+        to_client: (*c).sent,
+        to_daemon: (*pc).sent,
+        client_eof: t.up.eof,
+        client_unclean: t.up.unclean_eof,
+        daemon_unclean: t.down.unclean_eof,
     };
-    let unclean = if t.down.unclean_eof {
-        " without a TLS close_notify"
-    } else {
-        ""
-    };
-    let line = match how {
-        End::Done => Some(format!(
-            "stream closed by the daemon{unclean}{input}; {totals}"
-        )),
-        End::Idle => Some(format!(
-            "no data for {} ms (docker_stream_timeout), stream closed; {totals}",
-            t.idle.unwrap_or(0)
-        )),
-        End::ClientFailed => Some(format!(
-            "client connection failed, {undelivered} bytes from the daemon not delivered; {totals}"
-        )),
-        End::Error(what) => Some(format!("{what}, stream closed; {totals}")),
-        End::Internal => None,
-    };
-    if let Some(line) = line {
+    if how != End::Internal {
+        // Formatted by the macro, only when info lines are logged.
         ngx_log_error!(NGX_LOG_INFO, (*c).log, "docker_stream: {line}");
     }
     let end = match how {
