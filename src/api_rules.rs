@@ -57,6 +57,10 @@ unsafe extern "C" fn check(r: *mut ngx_http_request_t) -> ngx_int_t {
             let Some(conf) = DockerStreamModule::location_conf(&*r) else {
                 return DECLINED;
             };
+            // Nothing to check (every request passes here): no classification.
+            if conf.access.is_none() && !conf.guards.any() {
+                return DECLINED;
+            }
             // The metrics location answers itself: it is not a Docker API request.
             if metrics::is_metrics_location(r) {
                 return DECLINED;

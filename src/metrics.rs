@@ -22,7 +22,7 @@ use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
 
-use docker_stream_logic::operation::{classify, OPERATIONS};
+use docker_stream_logic::operation::{classify, Operation, OPERATIONS};
 
 use crate::{api_rules, guard, phase, DockerStreamModule};
 
@@ -154,9 +154,7 @@ unsafe extern "C" fn count_request(r: *mut ngx_http_request_t) -> ngx_int_t {
                 return NGX_DECLINED as ngx_int_t;
             }
             let op = classify((*r).method_name.as_bytes(), (*r).uri.as_bytes()).operation;
-            let row = op
-                .and_then(|op| OPERATIONS.iter().position(|o| ptr::eq(o, op)))
-                .unwrap_or(UNKNOWN);
+            let row = op.and_then(row_of).unwrap_or(UNKNOWN);
             let col = match api_rules::recorded(r) {
                 None => 0,
                 Some((true, _)) => 1,
@@ -176,6 +174,18 @@ pub unsafe fn is_metrics_location(r: *mut ngx_http_request_t) -> bool {
     NgxHttpCoreModule::location_conf(&*r)
         .and_then(|clcf| clcf.handler)
         .is_some_and(|h| h as usize == handler as *const () as usize)
+}
+
+/// The row of `op` in [`OPERATIONS`], without a search: `classify` returns references
+/// into that table (checked, in case one day it does not).
+fn row_of(op: &Operation) -> Option<usize> {
+    let at = (op as *const Operation as usize).wrapping_sub(OPERATIONS.as_ptr() as usize)
+        / core::mem::size_of::<Operation>();
+    OPERATIONS
+        .get(at)
+        .filter(|o| ptr::eq(*o, op))
+        .map(|_| at)
+        .or_else(|| OPERATIONS.iter().position(|o| ptr::eq(o, op)))
 }
 
 /// A tunnel opened for `r`: counted open until the request's pool is freed, however the
