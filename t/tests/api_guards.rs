@@ -532,3 +532,66 @@ fn expect_100_continue_on_a_guarded_body() {
     assert_eq!(r.status(), 403, "{}", r.status_line);
     assert_eq!(labelled(&label), "");
 }
+
+/// A real Rust client (bollard) through the guarded listener: its privileged exec is
+/// refused with the guard's message as the daemon's error, and its unprivileged exec
+/// with stdin runs (the body read by the guard, then the hijacked stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bollard_exec_through_the_guards() {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let p = Proxy::start();
+    let mut c = Containers(Vec::new());
+    let sleeper = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    c.0.push(sleeper.clone());
+    let docker = bollard::Docker::connect_with_http(&p.host(), 60, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let exec = |privileged| CreateExecOptions {
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        cmd: Some(vec!["sh", "-c", "tr a-z A-Z"]),
+        privileged: Some(privileged),
+        ..Default::default()
+    };
+    match docker.create_exec(&sleeper, exec(true)).await {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        }) => {
+            assert_eq!(status_code, 403);
+            assert!(
+                message.contains("ContainerExec with a privileged exec (Privileged)"),
+                "{message}"
+            );
+        }
+        other => panic!("a privileged exec was not refused: {other:?}"),
+    }
+    let created = docker.create_exec(&sleeper, exec(false)).await.unwrap();
+    let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = docker.start_exec(&created.id, None).await.unwrap()
+    else {
+        panic!("exec started detached");
+    };
+    input.write_all(b"through the guards\n").await.unwrap();
+    input.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    let collect = async {
+        while let Some(item) = output.next().await {
+            if let bollard::container::LogOutput::StdOut { message } = item.unwrap() {
+                out.extend_from_slice(&message);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), collect)
+        .await
+        .expect("exec output ended");
+    assert_eq!(out, b"THROUGH THE GUARDS\n");
+    p.nginx.assert_healthy();
+}
