@@ -28,7 +28,9 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 
 use ngx::{ngx_log_error, ngx_string};
 
-use docker_stream_logic::guards::{check_body, check_build_query, Body, Guards, Refusal};
+use docker_stream_logic::guards::{
+    check_body, check_build_query, refuse_unreadable, Body, Guards, Refusal,
+};
 use docker_stream_logic::operation::{classify, Operation};
 use docker_stream_logic::rules::{
     decide, json_string, no_policy_message, refusal_message, rule_label,
@@ -130,6 +132,14 @@ unsafe fn check_guards(
             );
         }
         return DECLINED;
+    }
+    if let Some(e) = refuse_unreadable(op.name, guards) {
+        return refuse(
+            r,
+            FORBIDDEN,
+            &Guards::message(op.name, &e),
+            &guard_label(&e),
+        );
     }
     let Some(kind) = Body::of(op.name, guards) else {
         return DECLINED;

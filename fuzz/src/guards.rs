@@ -21,6 +21,8 @@ pub fn check(data: &[u8]) {
         Body::VolumeCreate,
         Body::Service,
         Body::PluginPrivileges,
+        Body::PluginSet,
+        Body::ContainerStart,
     ] {
         let verdict_all = check_body(kind, &all, data);
         for g in Guard::ALL {

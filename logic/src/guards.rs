@@ -243,6 +243,11 @@ pub enum Body {
     Service,
     /// `PluginPull`, `PluginUpgrade`: the privileges granted to the plugin.
     PluginPrivileges,
+    /// `PluginSet`: settings, some of which point mounts and devices at the host.
+    PluginSet,
+    /// `ContainerStart` with a body: API versions before 1.24 (which dockerd 24 and
+    /// older still accept) take a HostConfig there, applied at the start.
+    ContainerStart,
 }
 
 impl Body {
@@ -257,6 +262,8 @@ impl Body {
             "VolumeCreate" => (Body::VolumeCreate, &[BindMounts]),
             "ServiceCreate" | "ServiceUpdate" => (Body::Service, &Guard::ALL),
             "PluginPull" | "PluginUpgrade" => (Body::PluginPrivileges, &Guard::ALL),
+            "PluginSet" => (Body::PluginSet, &[BindMounts, Devices]),
+            "ContainerStart" => (Body::ContainerStart, &Guard::ALL),
             _ => return None,
         };
         relevant.iter().any(|g| guards.is_on(*g)).then_some(body)
@@ -265,10 +272,16 @@ impl Body {
 
 /// Checks a body of `kind` against `guards`.
 pub fn check_body(kind: Body, guards: &Guards, body: &[u8]) -> Result<(), Refusal> {
+    // A start without a body is every start of API 1.24 and later.
+    if kind == Body::ContainerStart && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
     let json = Json::parse(body)
         .map_err(|e| Refusal::unreadable(format!("the request body is not valid JSON ({e})")))?;
-    if kind == Body::PluginPrivileges {
-        return check_plugin_privileges(guards, &json, "");
+    match kind {
+        Body::PluginPrivileges => return check_plugin_privileges(guards, &json, ""),
+        Body::PluginSet => return check_plugin_settings(guards, &json),
+        _ => {}
     }
     let root = Struct::root(&json, "")?;
     match kind {
@@ -285,7 +298,8 @@ pub fn check_body(kind: Body, guards: &Guards, body: &[u8]) -> Result<(), Refusa
         Body::ContainerUpdate => check_devices(guards, &root),
         Body::VolumeCreate => check_driver_options(guards, &root, "DriverOpts"),
         Body::Service => check_service(guards, &root),
-        Body::PluginPrivileges => unreachable!("checked above"),
+        Body::ContainerStart => check_host_config(guards, &root),
+        Body::PluginPrivileges | Body::PluginSet => unreachable!("checked above"),
     }
 }
 
@@ -392,7 +406,24 @@ fn check_plugin_privileges(guards: &Guards, v: &Json, path: &str) -> Result<(), 
 }
 
 fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
-    let hc = root.child("HostConfig")?;
+    check_host_config(guards, &root.child("HostConfig")?)?;
+    if guards.is_on(Guard::HostNamespaces) {
+        let nc = root.child("NetworkingConfig")?;
+        if nc
+            .map_keys("EndpointsConfig")?
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case("host"))
+        {
+            return Err(Refusal::by(
+                Guard::HostNamespaces,
+                "the host's network (NetworkingConfig.EndpointsConfig host)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_host_config(guards: &Guards, hc: &Struct<'_>) -> Result<(), Refusal> {
     if guards.is_on(Guard::Privileged) && hc.bool("Privileged")? {
         return Err(Refusal::by(
             Guard::Privileged,
@@ -401,10 +432,10 @@ fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
     }
     if guards.is_on(Guard::Capabilities) {
         for field in ["CapAdd", "Capabilities"] {
-            check_capabilities(guards, &hc, field)?;
+            check_capabilities(guards, hc, field)?;
         }
     }
-    check_devices(guards, &hc)?;
+    check_devices(guards, hc)?;
     if guards.is_on(Guard::HostNamespaces) {
         for field in [
             "NetworkMode",
@@ -424,17 +455,6 @@ fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
                 ));
             }
         }
-        let nc = root.child("NetworkingConfig")?;
-        if nc
-            .map_keys("EndpointsConfig")?
-            .iter()
-            .any(|k| k.eq_ignore_ascii_case("host"))
-        {
-            return Err(Refusal::by(
-                Guard::HostNamespaces,
-                "the host's network (NetworkingConfig.EndpointsConfig host)".into(),
-            ));
-        }
     }
     if guards.is_on(Guard::Unconfined) {
         for opt in hc.strings("SecurityOpt")? {
@@ -446,8 +466,16 @@ fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
             let k = k.trim().to_ascii_lowercase();
             let v = v.trim().to_ascii_lowercase();
             let bad = match k.as_str() {
-                "seccomp" | "apparmor" | "systempaths" => v == "unconfined",
-                "label" => v == "disable",
+                // A custom seccomp profile (the CLI sends the file's JSON) can allow
+                // everything: the proxy cannot judge it, so only the built-in one passes.
+                "seccomp" => v != "builtin",
+                "apparmor" | "systempaths" => v == "unconfined",
+                // spc_t is SELinux's "super privileged container" type.
+                "label" => {
+                    v == "disable"
+                        || v.strip_prefix("type:")
+                            .is_some_and(|t| t == "spc_t" || t == "unconfined_t")
+                }
                 _ => false,
             };
             if bad {
@@ -473,7 +501,7 @@ fn check_create(guards: &Guards, root: &Struct<'_>) -> Result<(), Refusal> {
                 return Err(bind_refusal(source, "HostConfig.Binds"));
             }
         }
-        check_mounts(guards, &hc)?;
+        check_mounts(guards, hc)?;
         if !hc.strings("VolumesFrom")?.is_empty() {
             return Err(Refusal::by(
                 Guard::BindMounts,
@@ -515,6 +543,58 @@ fn check_mounts(guards: &Guards, s: &Struct<'_>) -> Result<(), Refusal> {
         check_driver_options(guards, &dc, "Options")?;
     }
     Ok(())
+}
+
+/// `PluginSet` values `name=value`: `<mount>.source` points a plugin's mount at a host
+/// path, `<device>.path` a device.
+fn check_plugin_settings(guards: &Guards, v: &Json) -> Result<(), Refusal> {
+    let Json::Array(items) = v else {
+        return Err(Refusal::unreadable(
+            "the plugin settings are not an array of strings".into(),
+        ));
+    };
+    for item in items {
+        let Json::String(setting) = item else {
+            return Err(Refusal::unreadable(
+                "the plugin settings are not an array of strings".into(),
+            ));
+        };
+        let (name, value) = setting.split_once('=').unwrap_or((setting, ""));
+        if name.ends_with(".source")
+            && guards.is_on(Guard::BindMounts)
+            && !guards.bind_allowed(value)
+        {
+            return Err(bind_refusal(value, name));
+        }
+        if name.ends_with(".path") && guards.is_on(Guard::Devices) {
+            return Err(Refusal::by(
+                Guard::Devices,
+                format!("host devices (plugin setting {name})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Operations refused whole while guards are on, because what they grant is not in a
+/// body the proxy can read: a plugin created from an archive declares its own
+/// privileges, granted when it is enabled.
+pub fn refuse_unreadable(op: &str, guards: &Guards) -> Option<Refusal> {
+    let g = [
+        Guard::Privileged,
+        Guard::Capabilities,
+        Guard::Devices,
+        Guard::HostNamespaces,
+        Guard::BindMounts,
+    ]
+    .into_iter()
+    .find(|g| guards.is_on(*g))?;
+    (op == "PluginCreate").then(|| {
+        Refusal::by(
+            g,
+            "a plugin from an archive, whose privileges the proxy cannot read".into(),
+        )
+    })
 }
 
 fn check_devices(guards: &Guards, s: &Struct<'_>) -> Result<(), Refusal> {
@@ -767,13 +847,21 @@ mod tests {
                 Guard::Unconfined,
             ),
             (r#"{"HostConfig":{"MaskedPaths":[]}}"#, Guard::Unconfined),
+            (
+                r#"{"HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]}}"#,
+                Guard::Unconfined,
+            ),
+            (
+                r#"{"HostConfig":{"SecurityOpt":["label=type:spc_t"]}}"#,
+                Guard::Unconfined,
+            ),
         ] {
             assert_eq!(refused_by(create(&g, bad)), Some(guard), "{bad}");
         }
         for ok in [
             r#"{"HostConfig":{"Devices":[],"NetworkMode":"none","PidMode":"container:x"}}"#,
             r#"{"HostConfig":{"NetworkMode":"bridge","SecurityOpt":["no-new-privileges"]}}"#,
-            r#"{"HostConfig":{"SecurityOpt":["seccomp=/etc/profile.json"],"MaskedPaths":null}}"#,
+            r#"{"HostConfig":{"SecurityOpt":["seccomp=builtin","label=level:s0:c1,c2"],"MaskedPaths":null}}"#,
         ] {
             assert!(create(&g, ok).is_ok(), "{ok}");
         }
@@ -918,6 +1006,42 @@ mod tests {
         assert_eq!(plugin(r#"{"Name":"network"}"#).unwrap_err().guard, None);
         assert_eq!(Body::of("ServiceUpdate", &g), Some(Body::Service));
         assert_eq!(Body::of("PluginUpgrade", &g), Some(Body::PluginPrivileges));
+    }
+
+    #[test]
+    fn legacy_start_bodies_plugin_settings_and_archives() {
+        let g = guards(&["all"], &[], &["/srv"]);
+        let start = |b: &str| check_body(Body::ContainerStart, &g, b.as_bytes());
+        assert!(start("").is_ok());
+        assert!(start(" \r\n").is_ok());
+        assert!(start("{}").is_ok());
+        assert_eq!(
+            refused_by(start(r#"{"Privileged":true}"#)),
+            Some(Guard::Privileged)
+        );
+        assert_eq!(
+            refused_by(start(r#"{"binds":["/:/h"]}"#)),
+            Some(Guard::BindMounts)
+        );
+        let set = |b: &str| check_body(Body::PluginSet, &g, b.as_bytes());
+        assert!(set(r#"["DEBUG=1","data.source=/srv/p"]"#).is_ok());
+        assert_eq!(
+            refused_by(set(r#"["data.source=/etc"]"#)),
+            Some(Guard::BindMounts)
+        );
+        assert_eq!(
+            refused_by(set(r#"["dev.path=/dev/sda"]"#)),
+            Some(Guard::Devices)
+        );
+        assert_eq!(set(r#"{"a":1}"#).unwrap_err().guard, None);
+        assert!(refuse_unreadable("PluginCreate", &g).is_some());
+        assert!(refuse_unreadable("PluginCreate", &guards(&["unconfined"], &[], &[])).is_none());
+        assert!(refuse_unreadable("ContainerCreate", &g).is_none());
+        assert_eq!(Body::of("ContainerStart", &g), Some(Body::ContainerStart));
+        assert_eq!(
+            Body::of("PluginSet", &guards(&["privileged"], &[], &[])),
+            None
+        );
     }
 
     #[test]

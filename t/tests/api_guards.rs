@@ -493,6 +493,60 @@ fn raw_bodies_are_read_as_the_daemon_reads_them() {
         assert!(log.contains(line), "no {line:?} in the access log:\n{log}");
     }
 
+    let (status, text) = post(
+        "/v1.41/plugins/nds-no-such-plugin/set",
+        r#"["data.source=/etc"]"#,
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("PluginSet with a bind mount of /etc"),
+        "{text}"
+    );
+    let (status, text) = post("/v1.41/plugins/create?name=nds-x", "");
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("PluginCreate with a plugin from an archive"),
+        "{text}"
+    );
+
+    // API versions before 1.24 take a HostConfig in the body of a start: dockerd 24 and
+    // older apply it. Refused by the guard; through the control location this daemon
+    // either applies it (the container becomes privileged) or, from dockerd 25 on,
+    // refuses the body (400).
+    let legacy = |addr: &str, id: &str| {
+        send(
+            addr,
+            format!(
+                "POST /v1.23/containers/{id}/start HTTP/1.1\r\nHost: docker\r\n\
+                 Content-Type: application/json\r\nContent-Length: 19\r\n\
+                 Connection: close\r\n\r\n{{\"Privileged\":true}}"
+            )
+            .as_bytes(),
+        )
+    };
+    let id = direct(&["create", "--network", "none", &img, "sleep", "300"]);
+    c.0.push(id.clone());
+    let (status, text) = legacy(&p.guarded, &id);
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("ContainerStart with a privileged container"),
+        "{text}"
+    );
+    assert_eq!(
+        direct(&["inspect", "-f", "{{.State.Running}}", &id]),
+        "false"
+    );
+    // (A privileged start may fail where the tests run without every capability: the
+    // HostConfig was applied all the same.)
+    let (status, text) = legacy(&p.nginx.addr(), &id);
+    if status != 400 {
+        assert_eq!(
+            direct(&["inspect", "-f", "{{.HostConfig.Privileged}}", &id]),
+            "true",
+            "control legacy start ({status} {text}): the body was not applied"
+        );
+    }
+
     // The control location creates the privileged container the guard refused.
     let (status, text) = send(
         &p.nginx.addr(),
