@@ -10,8 +10,7 @@ use nginx_sys::{
     ngx_http_request_t, ngx_http_top_body_filter, ngx_http_top_header_filter,
     ngx_http_upstream_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_list_t, ngx_msec_t, ngx_palloc,
     ngx_table_elt_t, NGX_ERROR, NGX_HTTP_SWITCHING_PROTOCOLS, NGX_HTTP_VERSION_11,
-    NGX_HTTP_VERSION_20, NGX_HTTP_VERSION_30, NGX_HTTP_VERSION_NOT_SUPPORTED, NGX_LOG_ERR,
-    NGX_LOG_INFO, NGX_OK,
+    NGX_HTTP_VERSION_20, NGX_HTTP_VERSION_NOT_SUPPORTED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, Request};
 use ngx::ngx_log_error;
@@ -19,6 +18,10 @@ use ngx::ngx_log_error;
 use crate::tunnel::{self, Mode};
 use crate::{guard, reset, DockerStreamModule};
 use docker_stream_logic::content_type::stream_type;
+
+/// nginx's `NGX_HTTP_VERSION_30`, which only the headers of an nginx built with HTTP/3
+/// define (Debian 12's nginx 1.22 has none).
+const HTTP_VERSION_3: usize = 3000;
 
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
 static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
@@ -142,7 +145,7 @@ unsafe extern "C" fn top_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
                     log,
                     "docker_stream: the daemon hijacked the connection, which HTTP/{} cannot carry; \
                      the client must use HTTP/1.1",
-                    if (*r).http_version >= NGX_HTTP_VERSION_30 as usize { 3 } else { 2 }
+                    if (*r).http_version >= HTTP_VERSION_3 { 3 } else { 2 }
                 );
                 return NGX_HTTP_VERSION_NOT_SUPPORTED as ngx_int_t;
             }
