@@ -31,6 +31,7 @@ mod reset;
 mod splice;
 mod tls;
 mod tunnel;
+mod unix_host;
 mod variables;
 
 use conf::{LocConf, NGX_HTTP_DOCKER_STREAM_COMMANDS};
@@ -54,6 +55,7 @@ impl HttpModule for DockerStreamModule {
             || api_rules::register(cf) != nginx_sys::NGX_OK as ngx_int_t
             || metrics::register(cf) != nginx_sys::NGX_OK as ngx_int_t
             || body_limit::install() != nginx_sys::NGX_OK as ngx_int_t
+            || unix_host::install(cf) != nginx_sys::NGX_OK as ngx_int_t
         {
             return nginx_sys::NGX_ERROR as ngx_int_t;
         }
