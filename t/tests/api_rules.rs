@@ -31,8 +31,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    /// The extra listeners are on TCP ports: docker CLI 20.10 sends an empty `Host` on
-    /// its hijacks over a unix socket, which nginx refuses.
+    /// The extra listeners are on TCP ports, as clients of a proxy usually reach it.
     fn start() -> Proxy {
         let tmp = tempfile::tempdir().unwrap();
         let (nginx, ports) = Nginx::start_with_ports(2, |p| Self::conf(tmp.path(), p[0], p[1]));
