@@ -616,6 +616,35 @@ grep -q '^docker_stream_timeout off;$' /etc/nginx/docker-api.conf \
     || die "/etc/nginx/docker-api.conf: no 'docker_stream_timeout off;' line to set STREAM_IDLE_TIMEOUT in"
 sed "s/^docker_stream_timeout off;\$/docker_stream_timeout $idle;/" /etc/nginx/docker-api.conf >"$api_conf"
 
+# The module's counters (docker_api_metrics) on a listener of their own, in Prometheus'
+# text format: requests by operation, tunnels. Not on the API's listener.
+metrics_server=
+if [ -n "${METRICS_LISTEN:-}" ]; then
+    if [[ $METRICS_LISTEN =~ ^[0-9]+$ ]]; then
+        metrics_port=$METRICS_LISTEN metrics_listen="listen $METRICS_LISTEN;"
+    elif [[ $METRICS_LISTEN =~ ^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]+)$ ]]; then
+        metrics_port=${BASH_REMATCH[2]} metrics_listen="listen $METRICS_LISTEN;"
+    else
+        die "METRICS_LISTEN=$METRICS_LISTEN: expected PORT, ADDRESS:PORT or [IPV6]:PORT"
+    fi
+    [ "$metrics_port" -ge 1 ] && [ "$metrics_port" -le 65535 ] || die "METRICS_LISTEN=$METRICS_LISTEN: port out of range"
+    for l in $listen_directives; do
+        case $l in *":$metrics_port" | *":$metrics_port;" | "$metrics_port" | "$metrics_port;")
+            die "METRICS_LISTEN=$METRICS_LISTEN: the port of an API listener" ;;
+        esac
+    done
+    metrics_server="    # METRICS_LISTEN: the module's counters, nothing else.
+    server {
+        $metrics_listen
+        access_log off;
+        default_type application/json;
+        location = /metrics { docker_api_metrics; }
+        location / {
+            return 404 '{\"message\": \"the Docker API proxy: only /metrics here (METRICS_LISTEN)\"}\\n';
+        }
+    }"
+fi
+
 # --- render ---------------------------------------------------------------------------
 
 route= daemon_locations= http_include= log_tenant=
@@ -653,6 +682,8 @@ else
         }"
 fi
 
+http_include+="${metrics_server:+
+$metrics_server}"
 export NDS_WORKER_CONNECTIONS=$worker_connections NDS_RLIMIT_NOFILE=$nofile \
     NDS_LIMIT_HTTP=$limit_http NDS_LIMIT_LOCATION=$limit_location NDS_LIMIT_SERVER=$limit_server
 export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$workers \

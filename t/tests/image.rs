@@ -234,6 +234,40 @@ fn image_allow_list_matches_the_normalized_path() {
 
 /// Settings that contradict each other or open write access to the network without
 /// TLS or authentication stop the container before nginx starts, with a clear message.
+/// `METRICS_LISTEN`: the module's counters on a listener of their own, counting what the
+/// API listener served and refused; nothing else answers there.
+#[test]
+fn image_metrics_listener() {
+    let mport = nds_tests::free_port();
+    let listen = format!("127.0.0.1:{mport}");
+    let proxy = Proxy::start(&[("METRICS_LISTEN", &listen), ("CONTAINERS", "1")]);
+    let cli = Cli::setup();
+    let out = cli_run(&cli, &proxy.host(), &["ps"], Input::None);
+    assert!(out.ok(), "{}", out.brief());
+    let out = cli_run(
+        &cli,
+        &proxy.host(),
+        &["run", "--rm", &image(), "true"],
+        Input::None,
+    );
+    assert!(!out.ok(), "a write with POST=0: {}", out.brief());
+    let (status, _, body) = raw(&listen, "GET", "/metrics", "");
+    assert_eq!(status, 200, "{body}");
+    for series in [
+        "docker_api_requests_total{operation=\"ContainerList\",decision=\"none\"} ",
+        "docker_api_requests_total{operation=\"ContainerCreate\",decision=\"none\"} ",
+        "docker_stream_tunnels_open 0",
+    ] {
+        assert!(body.contains(series), "no {series:?} in:\n{body}");
+    }
+    let (status, ctype, body) = raw(&listen, "GET", "/containers/json", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(ctype.starts_with("application/json"), "{ctype}");
+    // The API listener does not show them.
+    let (status, _, _) = raw(&proxy.addr(), "GET", "/metrics", "");
+    assert_eq!(status, 403);
+}
+
 #[test]
 fn image_refuses_unsafe_or_contradictory_settings() {
     let tag = image_tag();
@@ -281,6 +315,16 @@ fn image_refuses_unsafe_or_contradictory_settings() {
             &["LISTEN=localhost"],
             true,
             "LISTEN=localhost: expected PORT",
+        ),
+        (
+            &["METRICS_LISTEN=everywhere"],
+            true,
+            "METRICS_LISTEN=everywhere: expected PORT",
+        ),
+        (
+            &["METRICS_LISTEN=127.0.0.1:2375"],
+            true,
+            "METRICS_LISTEN=127.0.0.1:2375: the port of an API listener",
         ),
         (
             &[
