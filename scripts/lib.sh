@@ -43,8 +43,8 @@ apt_mirror() {
         {
             sed -n 's/^URIs:[[:space:]]*//p' "$f" | tr ' ' '\n'
             sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' "$f"
-        } | grep -E "^https?://" | grep -E "$want" | head -n1
-    done | head -n1 | sed 's:/*$::'
+        } | grep -E "^https?://" | grep -E "$want" | sed -n 1p
+    done | sed -n '1{s:/*$::;p}'
 }
 
 build_deps() {
