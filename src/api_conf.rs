@@ -111,20 +111,14 @@ fn add_rule(cf: *mut ngx_conf_t, conf: *mut c_void, action: Action) -> *mut c_ch
         let (conf, words) = unsafe { (&mut *conf.cast::<LocConf>(), args(cf)) };
         let name = words[0].as_str();
         let values: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-        let rules = match &mut conf.access {
-            None => match conf.access.insert(Access::Rules(Vec::new())) {
-                Access::Rules(rules) => rules,
-                Access::Policy(_) => unreachable!(),
-            },
-            Some(Access::Rules(rules)) => rules,
-            Some(Access::Policy(_)) => {
-                ngx_conf_log_error!(
-                    NGX_LOG_EMERG,
-                    cf,
-                    "\"{name}\" cannot be combined with \"docker_api_rules\" at one level"
-                );
-                return NGX_CONF_ERROR;
-            }
+        let access = conf.access.get_or_insert(Access::Rules(Vec::new()));
+        let Access::Rules(rules) = access else {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"{name}\" cannot be combined with \"docker_api_rules\" at one level"
+            );
+            return NGX_CONF_ERROR;
         };
         match Rule::parse(name, action, &values) {
             Ok(rule) => {

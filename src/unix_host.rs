@@ -22,8 +22,6 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
 
-use crate::guard;
-
 /// nginx's own `Host` handler (`ngx_http_process_host`), the same in every cycle.
 static NGINX_HOST_HANDLER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 
@@ -92,16 +90,11 @@ unsafe extern "C" fn process_host(
     h: *mut ngx_table_elt_t,
     offset: ngx_uint_t,
 ) -> ngx_int_t {
-    let log = (*(*r).connection).log;
-    let unnamed = guard::catch_status(log, || {
-        // SAFETY: nginx passes the live request and the header line it parsed.
-        unsafe {
-            let sa = (*(*r).connection).sockaddr;
-            let unix = !sa.is_null() && i32::from((*sa).sa_family) == libc::AF_UNIX;
-            (unix && (*h).value.len == 0) as ngx_int_t
-        }
-    });
-    if unnamed == 1 {
+    // Nothing here can panic: plain reads of what nginx passed (the live request and the
+    // header line it parsed).
+    let sa = (*(*r).connection).sockaddr;
+    let unix = !sa.is_null() && i32::from((*sa).sa_family) == libc::AF_UNIX;
+    if unix && (*h).value.len == 0 {
         let data = ngx_pnalloc((*r).pool, NAME.len()).cast::<u8>();
         if data.is_null() {
             return NGX_ERROR as ngx_int_t;
