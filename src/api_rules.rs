@@ -306,6 +306,26 @@ pub unsafe fn recorded(r: *mut ngx_http_request_t) -> Option<(bool, ngx_str_t)> 
     (!v.is_null()).then(|| ((*v).allowed, (*v).rule))
 }
 
+/// `message`, then `docker_api_refusal_hint` when it is set and not empty.
+///
+/// # Safety
+/// `r` is the live main request.
+unsafe fn with_hint(r: *mut ngx_http_request_t, message: &str) -> String {
+    let Some(conf) = DockerStreamModule::location_conf(&*r) else {
+        return message.to_owned();
+    };
+    if conf.refusal_hint.is_null() {
+        return message.to_owned();
+    }
+    let mut hint = ngx_str_t::default();
+    if ngx_http_complex_value(r, conf.refusal_hint, &mut hint) != NGX_OK as ngx_int_t
+        || hint.len == 0
+    {
+        return message.to_owned();
+    }
+    format!("{message}; {}", String::from_utf8_lossy(hint.as_bytes()))
+}
+
 /// Logs the refusal, records it, sends it as JSON with `status` and finishes the request.
 ///
 /// # Safety
@@ -316,14 +336,16 @@ unsafe fn refuse(
     message: &str,
     rule: &str,
 ) -> ngx_int_t {
+    // Recorded first: the hint may name `$docker_api_rule`.
+    record(r, false, rule);
+    let message = with_hint(r, message);
     ngx_log_error!(
         NGX_LOG_ERR,
         (*(*r).connection).log,
         "docker_api: {}",
         message
     );
-    record(r, false, rule);
-    let body = format!("{{\"message\":{}}}\n", json_string(message));
+    let body = format!("{{\"message\":{}}}\n", json_string(&message));
     let data = ngx_pnalloc((*r).pool, body.len()).cast::<u8>();
     if data.is_null() {
         return NGX_ERROR as ngx_int_t;

@@ -6,11 +6,12 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t,
-    ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_msec_t, ngx_str_t, ngx_uint_t, off_t,
-    NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
-    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_complex_value_t,
+    ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_module,
+    ngx_http_set_complex_value_slot, ngx_msec_t, ngx_str_t, ngx_uint_t, off_t, NGX_CONF_1MORE,
+    NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
+    NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{Merge, MergeConfigError};
@@ -46,6 +47,8 @@ pub struct LocConf {
     pub guards_set: [bool; 3],
     /// `docker_api_guard_body_size`; `None` while unset.
     pub body_limit: Option<usize>,
+    /// `docker_api_refusal_hint`, compiled by nginx's complex value slot; null while unset.
+    pub refusal_hint: *mut ngx_http_complex_value_t,
 }
 
 impl Default for LocConf {
@@ -58,6 +61,7 @@ impl Default for LocConf {
             guards: Guards::default(),
             guards_set: [false; 3],
             body_limit: None,
+            refusal_hint: ptr::null_mut(),
         }
     }
 }
@@ -94,6 +98,9 @@ impl Merge for LocConf {
         self.guards.inherit(&prev.guards, self.guards_set);
         if self.body_limit.is_none() {
             self.body_limit = Some(prev.body_limit.unwrap_or(DEFAULT_GUARD_BODY_LIMIT));
+        }
+        if self.refusal_hint.is_null() {
+            self.refusal_hint = prev.refusal_hint;
         }
         if self.timeout == UNSET_MSEC {
             self.timeout = if prev.timeout == UNSET_MSEC {
@@ -153,7 +160,7 @@ pub const IS_DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
 
 const CONTEXT: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 13] = [
+pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 14] = [
     ngx_command_t {
         name: ngx_string!("docker_stream"),
         type_: (CONTEXT | NGX_CONF_FLAG) as ngx_uint_t,
@@ -240,6 +247,14 @@ pub static mut NGX_HTTP_DOCKER_STREAM_COMMANDS: [ngx_command_t; 13] = [
         set: Some(api_conf::set_body_size),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("docker_api_refusal_hint"),
+        type_: (CONTEXT | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ngx_http_set_complex_value_slot),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: core::mem::offset_of!(LocConf, refusal_hint),
         post: ptr::null_mut(),
     },
     ngx_command_t {

@@ -68,6 +68,16 @@ impl Proxy {
         docker_api_allow containers.delete;
         location / {{ {pass} }}
         location /nothing-allowed/ {{ docker_api_deny all; {pass} }}
+        location ~ ^/v1\.99/ {{
+            docker_api_deny ContainerList;
+            docker_api_allow read;
+            docker_api_refusal_hint "ask ops ($docker_api_rule: $docker_api_operation)$http_x_no_hint";
+            {pass}
+        }}
+        location ~ ^/v1\.98/ {{
+            docker_api_refusal_hint $http_x_no_hint;
+            {pass}
+        }}
     }}
     docker_api_policy reader {{
         allow read;
@@ -343,6 +353,49 @@ fn raw_refusals_are_json_and_follow_the_normalized_path() {
         "GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status(), 200);
+    p.nginx.assert_healthy();
+}
+
+/// The body of the 403 that `addr` answers to `method target`.
+fn refusal(addr: &str, method: &str, target: &str) -> String {
+    let mut conn = Conn::connect(addr);
+    let r = raw::request(
+        &mut conn,
+        &format!(
+            "{method} {target} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(r.status(), 403, "{method} {target}: {}", r.status_line);
+    let (rest, _) = read_to_eof(&mut conn, r.rest, Duration::from_secs(10));
+    String::from_utf8_lossy(&rest).into_owned()
+}
+
+#[test]
+fn a_refusal_hint_follows_the_message() {
+    let p = Proxy::start();
+    // The rule that refused and the operation, as variables, after the module's message.
+    let text = refusal(&p.runner, "GET", "/v1.99/containers/json");
+    assert!(
+        text.ends_with(
+            r#"(\"docker_api_deny ContainerList\"); ask ops (docker_api_deny ContainerList: ContainerList)"}
+"#
+        ),
+        "{text}"
+    );
+    // No rule matched (a write; the location allows reads only).
+    let text = refusal(&p.runner, "POST", "/v1.99/containers/create");
+    assert!(
+        text.ends_with("; ask ops (no rule: ContainerCreate)\"}\n"),
+        "{text}"
+    );
+    // An empty hint adds nothing; a location without one has none (the server sets none).
+    let text = refusal(&p.runner, "POST", "/v1.98/containers/x/exec");
+    assert!(
+        text.ends_with("\\\")\"}\n") && !text.contains("; "),
+        "{text}"
+    );
+    let text = refusal(&p.runner, "GET", "/nothing-allowed/_ping");
+    assert!(!text.contains("ask ops"), "{text}");
     p.nginx.assert_healthy();
 }
 

@@ -158,6 +158,14 @@ fn bad_values_fail_with_the_directive_named() {
         ),
         ("docker_api_guard_body_size 0;", "invalid size \"0\""),
         (
+            "docker_api_refusal_hint a; docker_api_refusal_hint b;",
+            "\"docker_api_refusal_hint\" directive is duplicate",
+        ),
+        (
+            "docker_api_refusal_hint \"$no_such_variable\";",
+            "unknown \"no_such_variable\" variable",
+        ),
+        (
             "docker_api_policy a { allow all; guard everything; }",
             "\"guard\" in \"docker_api_policy\" \"a\": unknown guard \"everything\"",
         ),
