@@ -8,6 +8,8 @@ set -euo pipefail
 share=/usr/local/share/nds
 conf=${NDS_NGINX_CONF:-/etc/nginx/nginx.conf}
 allow_conf=/etc/nginx/nds-allowlist.conf
+rules_conf=/etc/nginx/nds-rules.conf
+default_rules_conf=/etc/nginx/nds-default-rules.conf
 
 log() { printf 'docker-entrypoint: %s\n' "$*" >&2; }
 refusing="refusing to start"
@@ -36,32 +38,109 @@ bool() {
     esac
 }
 
-# The switch names are those of the allow-list; Tecnativa's defaults.
+# The switches of the allow-list (image/allowlist): name, default, kind, and the module's
+# selectors each grants. `global` holds the values of every switch, method and guard
+# variable; a tenant's options change a copy of it.
 switches=()
-while read -r vars _; do
-    case $vars in '' | '#'*) continue ;; esac
-    IFS=, read -r -a names <<<"$vars"
-    for n in "${names[@]}"; do
-        case " ${switches[*]} " in *" $n "*) ;; *) switches+=("$n") ;; esac
-    done
+declare -A switch_kind=() switch_grants=() global=()
+while read -r name default kind grants; do
+    case $name in '' | '#'*) continue ;; esac
+    switches+=("$name")
+    switch_kind[$name]=$kind
+    switch_grants[$name]=$grants
+    bool "$name" "$default"
+    global[$name]=${!name}
 done <"$share/allowlist"
-for n in "${switches[@]}" POST; do
-    case $n in
-        EVENTS | PING | VERSION) bool "$n" 1 ;;
-        *) bool "$n" 0 ;;
-    esac
+# The methods that change state, each a switch of its own (Tecnativa's newer releases):
+# GET and HEAD always pass.
+methods=(POST DELETE PUT PATCH)
+writes=0
+for n in "${methods[@]}"; do
+    bool "$n" 0
+    global[$n]=${!n}
+    [ "${!n}" = 0 ] || writes=1
 done
+# The body guards: on whenever POST=1 (the requests they read are POSTs), each lifted by
+# its own variable.
+guard_flags=(ALLOW_PRIVILEGED:privileged ALLOW_DEVICES:devices ALLOW_HOST_NAMESPACES:host_namespaces ALLOW_UNCONFINED:unconfined)
+guard_lists=(ALLOW_CAPABILITIES ALLOW_BIND_MOUNTS)
+for g in "${guard_flags[@]}"; do
+    n=${g%%:*}
+    bool "$n" 0
+    global[$n]=${!n}
+done
+for n in "${guard_lists[@]}"; do global[$n]=${!n:-}; done
 bool DISABLE_IPV6 0
 bool ACCESS_LOG 1
 bool FORCE_INSECURE 0
 
-# Switches whose endpoints only take POST: without POST=1 they grant nothing.
-if [ "$POST" = 0 ]; then
-    for n in ALLOW_START ALLOW_STOP ALLOW_RESTARTS ALLOW_PAUSE ALLOW_UNPAUSE AUTH BUILD COMMIT SESSION GRPC; do
-        [ "${!n}" = 0 ] || die "$n=1 has no effect with POST=0 (its endpoints are POST requests); set POST=1 too, or drop $n"
-    done
-    [ "$EXEC" = 0 ] || log "note: EXEC=1 with POST=0 allows inspecting execs only; 'docker exec' needs POST=1 and CONTAINERS=1"
+# Prints 1 or 0 for a switch value, nothing when it is none.
+switch_value() {
+    case ${1,,} in
+        1 | true | yes | on) echo 1 ;;
+        0 | false | no | off) echo 0 ;;
+    esac
+}
+
+# Checks the values in the array named $1 (messages prefixed by $2): switches that need
+# POST, guard variables without POST, the guards' lists.
+check_values() {
+    local -n v=$1
+    local at=$2 n
+    if [ "${v[POST]}" = 0 ]; then
+        for n in "${switches[@]}"; do
+            [ "${switch_kind[$n]}" = post ] || continue
+            [ "${v[$n]}" = 0 ] || die "$at$n=1 has no effect with POST=0 (its endpoints are POST requests); set POST=1 too, or drop $n"
+        done
+        for n in "${guard_flags[@]%%:*}" "${guard_lists[@]}"; do
+            case ${v[$n]:-0} in 0) ;; *) die "$at$n=${v[$n]} has no effect with POST=0 (guards check what a POST request asks for); drop it" ;; esac
+        done
+    fi
+    n=${v[ALLOW_CAPABILITIES]}
+    [ -z "$n" ] || [[ $n =~ ^(CAP_)?[A-Za-z_]+(,(CAP_)?[A-Za-z_]+)*$ ]] \
+        || die "${at}ALLOW_CAPABILITIES=$n: use capability names separated by commas (NET_ADMIN,SYS_TIME)"
+    case ",${n^^}," in *,ALL,* | *,CAP_ALL,*) die "${at}ALLOW_CAPABILITIES=$n: ALL is privileged; set ALLOW_PRIVILEGED=1 for that" ;; esac
+    n=${v[ALLOW_BIND_MOUNTS]}
+    [ -z "$n" ] || [[ $n =~ ^/[A-Za-z0-9._/@+-]*(,/[A-Za-z0-9._/@+-]*)*$ ]] \
+        || die "${at}ALLOW_BIND_MOUNTS=$n: use absolute host paths separated by commas (/srv/data,/var/lib/app) of letters, digits and ._/@+-"
+}
+check_values global ""
+if [ "$POST" = 0 ] && [ "$EXEC" = 1 ]; then
+    log "note: EXEC=1 with POST=0 allows inspecting execs only; 'docker exec' needs POST=1 and ALLOW_EXEC=1"
 fi
+
+# The module's rules and guards for the values in the array named $1, each line
+# prefixed by $2.
+module_lines() {
+    local -n v=$1
+    local pre=$2 n g sel= on=()
+    for n in "${switches[@]}"; do [ "${v[$n]}" = 0 ] || sel+=" ${switch_grants[$n]}"; done
+    if [ -n "$sel" ]; then
+        echo "${pre}docker_api_allow$sel;"
+    else
+        echo "${pre}docker_api_deny all;"
+    fi
+    [ "${v[POST]}" = 1 ] || return 0
+    for g in "${guard_flags[@]}"; do [ "${v[${g%%:*}]}" = 1 ] || on+=("${g#*:}"); done
+    echo "${pre}docker_api_guard ${on[*]} capabilities bind_mounts;"
+    n=${v[ALLOW_CAPABILITIES]}
+    [ -z "$n" ] || echo "${pre}docker_api_guard_capabilities ${n//,/ };"
+    n=${v[ALLOW_BIND_MOUNTS]}
+    [ -z "$n" ] || echo "${pre}docker_api_guard_bind_mounts ${n//,/ };"
+}
+
+# What the values in the array named $1 grant, for the start line: "CONTAINERS POST=1 ...".
+granted_text() {
+    local -n v=$1
+    local n out=
+    for n in "${switches[@]}"; do [ "${v[$n]}" = 0 ] || out+=" $n"; done
+    for n in "${methods[@]}"; do [ "${v[$n]}" = 0 ] || out+=" $n=1"; done
+    if [ "${v[POST]}" = 1 ]; then
+        for n in "${guard_flags[@]%%:*}"; do [ "${v[$n]}" = 0 ] || out+=" $n=1"; done
+        for n in "${guard_lists[@]}"; do [ -z "${v[$n]}" ] || out+=" $n=${v[$n]}"; done
+    fi
+    printf %s "${out# }"
+}
 
 # --- upstream: the Docker daemon, or the tenants' daemons (TENANTS) --------------------
 
@@ -71,8 +150,11 @@ if [ -n "$tenants_file" ]; then
     gateway=1
     [[ $tenants_file =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "TENANTS=$tenants_file: use an absolute path of letters, digits and ._/@+-"
     [ -f "$tenants_file" ] || die "TENANTS=$tenants_file: no such file (mount the tenants file there)"
-    if [ -n "${UPSTREAM:-}${SOCKET_PATH:-}" ]; then
-        die "TENANTS=$tenants_file and UPSTREAM/SOCKET_PATH: with a tenants file, each tenant's line names its daemon; unset UPSTREAM and SOCKET_PATH"
+    # Tenants whose DAEMON is "-" share the proxy's daemon (UPSTREAM, SOCKET_PATH).
+    if awk '$1 !~ /^#/ && $2 == "-" { found = 1 } END { exit !found }' "$tenants_file"; then
+        gateway_default=1
+    elif [ -n "${UPSTREAM:-}${SOCKET_PATH:-}" ]; then
+        die "TENANTS=$tenants_file and UPSTREAM/SOCKET_PATH, but no tenant's DAEMON is '-' (the daemon UPSTREAM/SOCKET_PATH names): write '-' on the lines of the tenants that use it, or unset UPSTREAM and SOCKET_PATH"
     fi
 fi
 
@@ -96,8 +178,8 @@ socket_group() {
 # Workers run as www-data; the group of each daemon socket is a supplementary group.
 worker_user=www-data
 worker_group=www-data
-upstream_tls=0 upstream_host= upstream=
-if [ "$gateway" = 0 ]; then
+upstream_tls=0 upstream_host= upstream= upstream_server=
+if [ "$gateway" = 0 ] || [ "${gateway_default:-0}" = 1 ]; then
     if [ -n "${UPSTREAM:-}" ] && [ -n "${SOCKET_PATH:-}" ]; then
         case $UPSTREAM in
             "unix://$SOCKET_PATH" | "unix:$SOCKET_PATH") ;;
@@ -117,6 +199,7 @@ case $upstream in
         fi
         socket_group "$path" >/dev/null
         proxy_pass="http://unix:$path:/"
+        upstream_server=unix:$path
         upstream_display="unix://$path"
         ;;
     tcp://* | http://*)
@@ -125,6 +208,7 @@ case $upstream in
         [[ $hostport =~ ^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]] \
             || die "UPSTREAM=$upstream: expected tcp://HOST:PORT"
         proxy_pass="http://$hostport/"
+        upstream_server=$hostport
         upstream_display="tcp://$hostport"
         ;;
     https://* | tcp+tls://*)
@@ -134,6 +218,7 @@ case $upstream in
             || die "UPSTREAM=$upstream: expected https://HOST:PORT"
         upstream_host=${BASH_REMATCH[1]}
         proxy_pass="https://$hostport/"
+        upstream_server=$hostport
         upstream_display="https://$hostport"
         upstream_tls=1
         ;;
@@ -243,7 +328,8 @@ tenants_certs=/etc/nginx/nds-tenants
 render_tenants() {
     local n=0 count=0 line at name daemon ids opt id fp path hostport host scheme
     local -A line_of=() owner=()
-    local ro tlsdir tlsname cert key ca
+    local ro tlsdir tlsname cert key ca key_ value own m
+    local -A tv=() tset=()
     local cert_map= auth_map= log_names=
     local upstreams= locations=
     rm -rf "$tenants_certs.new"
@@ -262,17 +348,56 @@ render_tenants() {
         line_of[$name]=$n
         count=$((count + 1))
 
-        ro=0 tlsdir= tlsname=
+        # The tenant's own switches start from the proxy's.
+        ro=0 tlsdir= tlsname= own=0
+        tv=() tset=()
+        for key_ in "${!global[@]}"; do tv[$key_]=${global[$key_]}; done
         for opt in "${f[@]:3}"; do
             case $opt in
                 read-only) ro=1 ;;
                 tls=/*) tlsdir=${opt#tls=} ;;
                 tls-name=?*) tlsname=${opt#tls-name=} ;;
-                *) die "$at: unknown option '$opt' (read-only, tls=/DIR, tls-name=NAME)" ;;
+                [A-Z]*=*)
+                    key_=${opt%%=*} value=${opt#*=}
+                    [ -n "${global[$key_]+set}" ] \
+                        || die "$at: '$key_' is no switch of this image (the allow-list's, POST, DELETE, PUT, PATCH, or a guard's ALLOW_*)"
+                    case " ${guard_lists[*]} " in
+                        *" $key_ "*) [ -n "$value" ] || die "$at: $key_= needs a list (a tenant's list replaces the proxy's)" ;;
+                        *)
+                            value=$(switch_value "$value")
+                            [ -n "$value" ] || die "$at: $opt: use 1 (grant) or 0 (deny)"
+                            ;;
+                    esac
+                    tv[$key_]=$value
+                    tset[$key_]=1
+                    own=1
+                    ;;
+                *) die "$at: unknown option '$opt' (read-only, tls=/DIR, tls-name=NAME, SWITCH=VALUE)" ;;
             esac
+        done
+        # POST=0 on a tenant: what it inherits that only POST can use grants nothing.
+        if [ "${tv[POST]}" = 0 ]; then
+            for key_ in "${switches[@]}" "${guard_flags[@]%%:*}" "${guard_lists[@]}"; do
+                [ -z "${tset[$key_]:-}" ] || continue
+                case $key_ in
+                    ALLOW_CAPABILITIES | ALLOW_BIND_MOUNTS) tv[$key_]= ;;
+                    *) [ "${switch_kind[$key_]:-post}" = any ] || tv[$key_]=0 ;;
+                esac
+            done
+        fi
+        check_values tv "$at: "
+        for m in "${methods[@]}"; do
+            [ "${tv[$m]}" = 0 ] || [ "${global[$m]}" = 1 ] \
+                || die "$at: $m=1, but the proxy has $m=0: a method is turned on for the proxy ($m=1) and off for the tenants that must not use it ($m=0)"
         done
 
         case $daemon in
+            -)
+                [ -n "$upstream_server" ] || die "$at: DAEMON '-' (the proxy's daemon) is new since the start; restart the container to use it"
+                scheme=http
+                [ "$upstream_tls" = 0 ] || scheme=https
+                upstreams+="upstream nds_tenant_$name { server $upstream_server; }"$'\n'
+                ;;
             unix://* | unix:/*)
                 path=${daemon#unix:}
                 while [[ $path == //* ]]; do path=${path#/}; done
@@ -321,6 +446,23 @@ render_tenants() {
                 return 403 '{\"message\": \"access denied by the Docker API proxy: tenant $name is read-only\"}\\n';
             }"$'\n'
         fi
+        # The tenant's own switches: the methods it may not use, then its rules and guards
+        # in place of the proxy's.
+        for m in "${methods[@]}"; do
+            [ "${tv[$m]}" = 0 ] && [ "${global[$m]}" = 1 ] || continue
+            loc+="            if (\$nds_method = $m) {
+                return 403 '{\"message\": \"access denied by the Docker API proxy: tenant $name: $m requests need $m=1\"}\\n';
+            }"$'\n'
+            [ "$m" = POST ] || continue
+            loc+="            if (\$nds_method = websocket) {
+                return 403 '{\"message\": \"access denied by the Docker API proxy: tenant $name: the attach WebSocket writes to the container and needs POST=1\"}\\n';
+            }"$'\n'
+        done
+        if [ "$own" = 1 ]; then
+            loc+="$(module_lines tv "            ")"$'\n'
+        else
+            loc+="            include $default_rules_conf;"$'\n'
+        fi
         loc+="            include $api_conf;
             # The normalized path, as the allow-list checked it (a named location's
             # proxy_pass takes no URI part).
@@ -328,7 +470,10 @@ render_tenants() {
             proxy_pass $scheme://nds_tenant_$name;
             error_page 502 = @nds_tenant_no_daemon;
             include /etc/nginx/nds-error-pages.conf;"$'\n'
-        if [ "$scheme" = https ]; then
+        if [ "$daemon" = - ]; then
+            [ -z "$tlsdir$tlsname" ] || die "$at: tls= and tls-name= are for a tenant's own https:// daemon; the proxy's daemon ('-') has UPSTREAM_TLS_*"
+            [ "$scheme" = http ] || loc+="            include $upstream_tls_conf;"$'\n'
+        elif [ "$scheme" = https ]; then
             tlsdir=${tlsdir:-$upstream_certdir}
             [ -d "$tlsdir" ] || die "$at: tls=$tlsdir: no such directory (mount ca.pem, cert.pem and key.pem for tenant $name's daemon there)"
             [ -f "$tlsdir/ca.pem" ] || die "$at: no $tlsdir/ca.pem to verify tenant $name's daemon"
@@ -426,6 +571,12 @@ restore_tenants() {
 # --- listeners ------------------------------------------------------------------------
 
 listen_directives=
+# The method switches that are on, for messages: "POST=1 DELETE=1".
+write_switches() {
+    local n out=
+    for n in "${methods[@]}"; do [ "${!n}" = 0 ] || out+="${out:+ }$n=1"; done
+    printf %s "$out"
+}
 # add_listener VAR VALUE SSL: one listen directive, and the check that write access is
 # not reachable from the network without TLS client certificates or authentication.
 add_listener() {
@@ -457,16 +608,16 @@ add_listener() {
 
     # Write access is root on the host: from the network only with a client
     # certificate or an authentication service in front of it.
-    [ "$loopback" = 0 ] && [ "$POST" = 1 ] || return 0
+    [ "$loopback" = 0 ] && [ "$writes" = 1 ] || return 0
     [ "$auth" = 0 ] || return 0
     [ "$ssl" = 0 ] || [ "$verify" = 0 ] || return 0
     local where="on all interfaces" how="without TLS or authentication"
     [ "$all_interfaces" = 1 ] || where="on $host, not loopback"
     [ "$ssl" = 0 ] || how="with TLS but without client certificates (no CA: $certdir/ca.pem or TLS_CACERT) or authentication"
     if [ "$FORCE_INSECURE" = 1 ]; then
-        log "warning: $var=$value listens $where $how and POST=1 grants write access (FORCE_INSECURE=1)"
+        log "warning: $var=$value listens $where $how and $(write_switches) grants write access (FORCE_INSECURE=1)"
     else
-        die "$var=$value listens $where $how, and POST=1 lets anyone who reaches it change state (with CONTAINERS=1: root on the host). Listen on loopback ($var=127.0.0.1:$port), keep POST=0 (read-only), require client certificates (server-cert.pem, server-key.pem and ca.pem in $certdir), set AUTH_URL, or, on a network you trust (an internal Docker network), set FORCE_INSECURE=1"
+        die "$var=$value listens $where $how, and $(write_switches) lets anyone who reaches it change state (with CONTAINERS=1: root on the host). Listen on loopback ($var=127.0.0.1:$port), keep POST, DELETE, PUT and PATCH off (read-only), require client certificates (server-cert.pem, server-key.pem and ca.pem in $certdir), set AUTH_URL, or, on a network you trust (an internal Docker network), set FORCE_INSECURE=1"
     fi
 }
 
@@ -700,64 +851,109 @@ envsubst '${NDS_WORKER_USER} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
     <"$share/nginx.conf.template" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
 
-# The allow-list as nginx maps. $uri is nginx's normalized path (percent-decoded, dot
-# segments resolved, slashes merged): the path proxy_pass sends to the daemon.
-prefix='^(?:/v[0-9.]+)?'
+# The allow-list: the method switches and malformed paths as nginx maps (checked first,
+# in the rewrite phase), the granted switches as the module's rules, the guards, and a
+# hint for the module's refusals that names the variable to set. $uri is nginx's
+# normalized path (percent-decoded, dot segments resolved, slashes merged), the path
+# proxy_pass sends to the daemon and the module classifies.
 deny='access denied by the Docker API proxy'
+# For the hints: the switches that grant each selector, operations first, then groups,
+# then sections (nginx tries regular expressions in order).
+declare -A grantors=()
+by_op=() by_group=() by_section=()
+for n in "${switches[@]}"; do
+    for sel in ${switch_grants[$n]}; do
+        if [ -z "${grantors[$sel]:-}" ]; then
+            case $sel in
+                [A-Z]*) by_op+=("$sel") ;;
+                *.*) by_group+=("$sel") ;;
+                *) by_section+=("$sel") ;;
+            esac
+        fi
+        grantors[$sel]+="${grantors[$sel]:+ or }$n=1"
+    done
+done
 {
     echo "# Rendered by docker-entrypoint.sh from $share/allowlist. Do not edit."
-    echo "# Granted: POST=$POST$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
+    echo "# Granted: $(granted_text global)"
     echo
-    echo '# The allow-list line that governs the path: "ok" when granted, else what grants it.'
-    echo 'map $uri $nds_rule {'
-    echo '    default "none";'
-    echo '    # Control characters, backslashes, dot segments: never valid API paths.'
-    echo '    "~[\x00-\x1f\x7f\\\\]" "bad";'
-    echo '    "~(^|/)\.\.?(/|$)" "bad";'
-    while read -r vars frag; do
-        case $vars in '' | '#'*) continue ;; esac
-        IFS=, read -r -a names <<<"$vars"
-        value=
-        for n in "${names[@]}"; do [ "${!n}" = 0 ] || value=ok; done
-        if [ -z "$value" ]; then
-            if [ ${#names[@]} = 1 ]; then
-                value="${names[0]}=1"
-            else
-                value="one of $(printf '%s=1, ' "${names[@]}")"
-                value=${value%, }
-            fi
-        fi
-        printf '    "~%s%s$" "%s";\n' "$prefix" "$frag" "$value"
-    done <"$share/allowlist"
+    echo '# Control characters, backslashes, dot segments: never valid API paths.'
+    echo 'map $uri $nds_malformed {'
+    echo '    default 0;'
+    echo '    "~[\x00-\x1f\x7f\\\\]" 1;'
+    echo '    "~(^|/)\.\.?(/|$)" 1;'
     echo '}'
     echo
-    echo '# Requests that change state: any method but GET and HEAD, and the attach WebSocket.'
-    echo '# The daemon routes /containers/{name:.*}/attach/ws: a name may have slashes (the'
-    echo '# parent/alias of a legacy link).'
-    echo 'map "$request_method $uri" $nds_writes {'
+    echo '# The method switch a request needs: none for GET and HEAD, POST for the attach'
+    echo '# WebSocket (a GET that writes to the container) and any other method.'
+    echo 'map "$request_method:$docker_api_operation" $nds_method {'
+    echo '    default POST;'
+    echo '    "~^(?:GET|HEAD):ContainerAttachWebsocket$" websocket;'
+    echo '    "~^(?:GET|HEAD):" "";'
+    echo '    "~^DELETE:" DELETE;'
+    echo '    "~^PUT:" PUT;'
+    echo '    "~^PATCH:" PATCH;'
+    echo '}'
+    echo 'map $nds_method $nds_writes {'
+    echo '    "" 0;'
     echo '    default 1;'
-    echo "    \"~^(?:GET|HEAD) ${prefix#^}/containers/.+/attach/ws(/.*)?$\" 1;"
-    echo '    "~^(?:GET|HEAD) " 0;'
     echo '}'
     echo
-    echo '# Why the request is denied; empty when it is allowed.'
-    echo 'map "$nds_writes:$nds_rule" $nds_denied {'
+    echo '# Why the request is refused before the module looks at it; empty when it is not.'
+    echo 'map "$nds_malformed:$nds_method" $nds_denied {'
+    echo "    \"~^1:\" \"$deny: malformed path\";"
+    echo '    "0:" "";'
     if [ "$POST" = 0 ]; then
-        echo "    \"~^1:\" \"$deny: read-only, requests that change state need POST=1\";"
+        echo "    \"0:websocket\" \"$deny: the attach WebSocket writes to the container and needs POST=1\";"
+        echo "    \"0:POST\" \"$deny: read-only, POST requests need POST=1\";"
     fi
-    echo '    "~^[01]:ok$" "";'
-    echo "    \"~:none\$\" \"$deny: endpoint not in the allow-list\";"
-    echo "    \"~:bad\$\" \"$deny: malformed path\";"
-    echo "    default \"$deny: this endpoint needs \$nds_rule\";"
+    for n in DELETE PUT PATCH; do
+        [ "${!n}" = 1 ] || echo "    \"0:$n\" \"$deny: $n requests need $n=1\";"
+    done
+    echo '    default "";'
+    echo '}'
+    echo
+    echo '# What to set for a request the module refuses (docker_api_refusal_hint).'
+    echo 'map "$docker_api_rule|$docker_api_operation|$docker_api_group" $nds_refusal_hint {'
+    echo '    default "";'
+    for g in "${guard_flags[@]}"; do
+        echo "    \"~^docker_api_guard ${g#*:}\\|\" \"this image allows it with ${g%%:*}=1\";"
+    done
+    echo "    \"~^docker_api_guard capabilities\\|\" \"this image allows the capabilities listed in ALLOW_CAPABILITIES\";"
+    echo "    \"~^docker_api_guard bind_mounts\\|\" \"this image allows bind mounts of the host directories listed in ALLOW_BIND_MOUNTS\";"
+    echo '    "~^no rule\|\|" "the path is no Docker API endpoint";'
+    for sel in "${by_op[@]}"; do
+        echo "    \"~^no rule\\|$sel\\|\" \"this image allows it with ${grantors[$sel]}\";"
+    done
+    for sel in "${by_group[@]}"; do
+        echo "    \"~^no rule\\|[^|]*\\|${sel//./\\.}\$\" \"this image allows it with ${grantors[$sel]}\";"
+    done
+    for sel in "${by_section[@]}"; do
+        echo "    \"~^no rule\\|[^|]*\\|$sel\\.[^|]*\$\" \"this image allows it with ${grantors[$sel]}\";"
+    done
+    echo '    "~^no rule\|" "no setting of this image allows it";'
     echo '}'
 } >"$allow_conf"
+
+# The module's rules and guards for the proxy's switches: for the API server, or with
+# tenants for each tenant's location that has no switches of its own (a tenant's are
+# checked there, after the tenant is known).
+{
+    echo "# Rendered by docker-entrypoint.sh from $share/allowlist. Do not edit."
+    module_lines global ""
+} >"$default_rules_conf"
+{
+    echo "# Rendered by docker-entrypoint.sh from $share/allowlist. Do not edit."
+    [ "$gateway" = 1 ] || echo "include $default_rules_conf;"
+    echo 'docker_api_refusal_hint $nds_refusal_hint;'
+} >"$rules_conf"
 
 security="TLS: off"
 [ "$tls" = 0 ] || security="TLS: $tls_cert$([ "$verify" = 0 ] && echo ', no client certificates' || echo ", client certificates from $tls_ca")${tls_crl:+, CRL $tls_crl}"
 [ "$upstream_tls" = 0 ] || security+="; to the daemon: TLS, name $up_name verified: $UPSTREAM_TLS_VERIFY${up_cert:+, client certificate $up_cert}"
 [ "$auth" = 0 ] || security+="; auth_request: $auth_url"
 security+="; worker_connections $worker_connections${per_client:+, per client $per_client}; tunnels idle: $idle"
-log "Docker API proxy: $listen_directives -> $upstream_display; $security; POST=$POST; granted:$(for n in "${switches[@]}"; do [ "${!n}" = 0 ] || printf ' %s' "$n"; done)"
+log "Docker API proxy: $listen_directives -> $upstream_display; $security; granted: $(granted_text global)"
 [ "$gateway" = 1 ] || exec "$@"
 
 # The gateway: this script stays PID 1, so that a SIGHUP to the container (docker kill -s

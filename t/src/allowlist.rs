@@ -7,38 +7,38 @@
 //!   `%00` are a 400; a decoded `%`, `?` or `#` is data), `//` merged, `.` and `..`
 //!   segments resolved (a `..` above the root is a 400), the query string and a fragment
 //!   cut off at the first raw `?` or `#`;
-//! - image/allowlist: the first line whose pattern matches the whole `$uri`, after an
-//!   optional `/v<version>` prefix, decides; control characters, backslashes and dot
-//!   segments are never allowed; no line: denied;
-//! - writes (any method but GET and HEAD, and the attach WebSocket, which dockerd routes
-//!   as `/containers/{name:.*}/attach/ws`, a name with slashes included: a legacy link's
-//!   `parent/alias`) need POST=1;
-//! - the switches, their defaults and spellings as docker-entrypoint.sh reads them.
+//! - control characters, backslashes and dot segments in `$uri` are refused by the image
+//!   first ("malformed path");
+//! - then the methods: GET and HEAD pass, DELETE, PUT and PATCH need their switch, any
+//!   other method and the attach WebSocket (a GET that writes to the container) need
+//!   POST=1;
+//! - then the module's rules: the operation (the logic crate's classifier, the module's
+//!   own, which is held against dockerd's route lists in its own tests) must be matched
+//!   by a selector of a granted switch of image/allowlist, the table the entrypoint reads
+//!   too; a refusal ends with the hint that names the switches (in the table's order)
+//!   of the most specific selector (operation, group, section) that grants it;
+//! - then, with POST=1, the body guards (all on but those lifted by ALLOW_PRIVILEGED,
+//!   ALLOW_DEVICES, ALLOW_HOST_NAMESPACES, ALLOW_UNCONFINED; the generated requests carry
+//!   no body, so a guarded operation is refused as not JSON).
 
 use std::collections::BTreeSet;
 
+use docker_stream_logic::guards::{check_body, check_build_query, refuse_unreadable, Body, Guards};
+use docker_stream_logic::operation::{classify, Operation};
+use docker_stream_logic::rules::{json_string, refusal_message, Decision, Selector};
 use regex::bytes::{Regex, RegexBuilder};
 
 pub const DENIED: &str = "access denied by the Docker API proxy";
 
-/// The optional API version prefix of every path.
-const VERSION_PREFIX: &str = "(?:/v[0-9.]+)?";
+/// The switches of the methods that change state, as the entrypoint has them.
+pub const METHODS: &[&str] = &["POST", "DELETE", "PUT", "PATCH"];
 
-/// Switches on by default (Tecnativa's defaults).
-const DEFAULT_ON: &[&str] = &["EVENTS", "PING", "VERSION"];
-
-/// Switches whose endpoints only take POST: the entrypoint refuses them with POST=0.
-pub const POST_ONLY: &[&str] = &[
-    "ALLOW_START",
-    "ALLOW_STOP",
-    "ALLOW_RESTARTS",
-    "ALLOW_PAUSE",
-    "ALLOW_UNPAUSE",
-    "AUTH",
-    "BUILD",
-    "COMMIT",
-    "SESSION",
-    "GRPC",
+/// The guards a variable lifts (the entrypoint's `guard_flags`).
+pub const GUARD_LIFTS: &[(&str, &str)] = &[
+    ("ALLOW_PRIVILEGED", "privileged"),
+    ("ALLOW_DEVICES", "devices"),
+    ("ALLOW_HOST_NAMESPACES", "host_namespaces"),
+    ("ALLOW_UNCONFINED", "unconfined"),
 ];
 
 /// A PCRE pattern as nginx's `~` map entries use it (no flags), for the regex crate:
@@ -67,19 +67,20 @@ fn pcre(pattern: &str) -> Regex {
 }
 
 /// One line of image/allowlist.
-pub struct Rule {
-    pub names: Vec<String>,
-    pub pattern: String,
-    re: Regex,
+#[derive(Debug, Clone)]
+pub struct Switch {
+    pub name: String,
+    pub default_on: bool,
+    /// Every operation it grants is a POST: the entrypoint refuses it with POST=0.
+    pub post_only: bool,
+    /// The module's selectors it grants.
+    pub grants: Vec<String>,
 }
 
 pub struct AllowList {
-    pub rules: Vec<Rule>,
-    /// Every switch name, in order of first appearance.
-    pub switches: Vec<String>,
+    pub switches: Vec<Switch>,
     bad_chars: Regex,
     bad_dots: Regex,
-    attach_ws: Regex,
 }
 
 impl AllowList {
@@ -92,40 +93,84 @@ impl AllowList {
     }
 
     pub fn parse(text: &str) -> AllowList {
-        let mut rules = Vec::new();
-        let mut switches: Vec<String> = Vec::new();
+        let mut switches: Vec<Switch> = Vec::new();
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let mut cols = line.split_whitespace();
-            let (Some(vars), Some(pattern), None) = (cols.next(), cols.next(), cols.next()) else {
-                panic!("allowlist line {line:?}: expected two columns");
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let [name, default, kind, grants @ ..] = cols.as_slice() else {
+                panic!("allowlist line {line:?}: expected NAME DEFAULT KIND SELECTOR...");
             };
-            let names: Vec<String> = vars.split(',').map(str::to_string).collect();
-            for n in &names {
-                if !switches.contains(n) {
-                    switches.push(n.clone());
-                }
+            assert!(!grants.is_empty(), "allowlist line {line:?}: no selector");
+            for g in grants {
+                Selector::parse(g).unwrap_or_else(|e| panic!("allowlist line {line:?}: {e}"));
             }
-            rules.push(Rule {
-                re: pcre(&format!("^{VERSION_PREFIX}{pattern}$")),
-                names,
-                pattern: pattern.to_string(),
+            assert!(
+                switches.iter().all(|s| s.name != *name),
+                "allowlist: {name} twice"
+            );
+            switches.push(Switch {
+                name: name.to_string(),
+                default_on: match *default {
+                    "0" => false,
+                    "1" => true,
+                    d => panic!("allowlist line {line:?}: default {d}"),
+                },
+                post_only: match *kind {
+                    "any" => false,
+                    "post" => true,
+                    k => panic!("allowlist line {line:?}: kind {k}"),
+                },
+                grants: grants.iter().map(|g| g.to_string()).collect(),
             });
         }
         AllowList {
-            rules,
             switches,
             bad_chars: pcre(r"[\x00-\x1f\x7f\\]"),
             bad_dots: pcre(r"(^|/)\.\.?(/|$)"),
-            attach_ws: pcre(&format!("^{VERSION_PREFIX}/containers/.+/attach/ws(/.*)?$")),
         }
+    }
+
+    /// The switches that grant `selector` itself, in the table's order.
+    fn grantors(&self, selector: &str) -> Vec<&str> {
+        self.switches
+            .iter()
+            .filter(|s| s.grants.iter().any(|g| g == selector))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// The image's hint for a request its rules refuse.
+    pub fn hint(&self, op: Option<&Operation>) -> String {
+        let Some(op) = op else {
+            return "the path is no Docker API endpoint".into();
+        };
+        for sel in [op.name, op.group, op.section] {
+            let names = self.grantors(sel);
+            if !names.is_empty() {
+                let names: Vec<String> = names.iter().map(|n| format!("{n}=1")).collect();
+                return format!("this image allows it with {}", names.join(" or "));
+            }
+        }
+        "no setting of this image allows it".into()
     }
 
     /// What the image does with `method target` under `grants`.
     pub fn verdict(&self, grants: &Grants, method: &str, target: &str) -> Verdict {
+        self.verdict_as(grants, None, method, target)
+    }
+
+    /// What the image does with `method target` from a client of `tenant` (`Some(None)`:
+    /// a client in no tenant) of a proxy with `grants`.
+    pub fn verdict_as(
+        &self,
+        grants: &Grants,
+        tenant: Option<Option<&Tenant>>,
+        method: &str,
+        target: &str,
+    ) -> Verdict {
         let valid_method = !method.is_empty()
             && method
                 .bytes()
@@ -140,57 +185,215 @@ impl AllowList {
         if method == "TRACE" {
             return Verdict::Rejected(405);
         }
-        let writes = !matches!(method, "GET" | "HEAD") || self.attach_ws.is_match(&uri);
-        if writes && !grants.post {
-            return Verdict::Denied(format!(
-                "{DENIED}: read-only, requests that change state need POST=1"
-            ));
+        if self.bad_chars.is_match(&uri) || self.bad_dots.is_match(&uri) {
+            return Verdict::Denied(format!("{DENIED}: malformed path"));
         }
-        let reason = if self.bad_chars.is_match(&uri) || self.bad_dots.is_match(&uri) {
-            "malformed path".to_string()
-        } else {
-            match self.rules.iter().find(|r| r.re.is_match(&uri)) {
-                None => "endpoint not in the allow-list".to_string(),
-                Some(r) if r.names.iter().any(|n| grants.on.contains(n)) => {
-                    return Verdict::Allowed { path: uri, args };
+        let op = classify(method.as_bytes(), &uri).operation;
+        let websocket = op.is_some_and(|o| o.name == "ContainerAttachWebsocket");
+        let needs = match method {
+            "GET" | "HEAD" if websocket => Some("websocket"),
+            "GET" | "HEAD" => None,
+            "DELETE" | "PUT" | "PATCH" => Some(method),
+            _ => Some("POST"),
+        };
+        // The proxy's methods, before the tenant is known.
+        if let Some(refusal) = method_refusal(grants, needs, "") {
+            return refusal;
+        }
+        let grants = match tenant {
+            None => grants,
+            Some(None) => {
+                return Verdict::Denied(format!(
+                "{DENIED}: this client is in no tenant (verified client certificate SHA-256: none)"
+            ))
+            }
+            Some(Some(t)) => {
+                let prefix = format!("tenant {}: ", t.name);
+                if let Some(refusal) = method_refusal(&t.grants, needs, &prefix) {
+                    return refusal;
                 }
-                Some(r) if r.names.len() == 1 => format!("this endpoint needs {}=1", r.names[0]),
-                Some(r) => {
-                    let all: Vec<String> = r.names.iter().map(|n| format!("{n}=1")).collect();
-                    format!("this endpoint needs one of {}", all.join(", "))
-                }
+                &t.grants
             }
         };
-        Verdict::Denied(format!("{DENIED}: {reason}"))
+        let granted = self
+            .switches
+            .iter()
+            .filter(|s| grants.on.contains(&s.name))
+            .flat_map(|s| &s.grants)
+            .any(|g| Selector::parse(g).unwrap().matches(op));
+        if !granted {
+            let message = refusal_message(Decision::NoRule, op, None);
+            return Verdict::Refused(format!("{message}; {}", self.hint(op)));
+        }
+        let (Some(op), Some(guards)) = (op, &grants.guards) else {
+            return Verdict::Allowed { path: uri, args };
+        };
+        let refusal = if op.name == "ImageBuild" {
+            check_build_query(guards, &args).err()
+        } else if let Some(e) = refuse_unreadable(op.name, guards) {
+            Some(e)
+        } else {
+            Body::of(op.name, guards).and_then(|kind| check_body(kind, guards, b"").err())
+        };
+        match refusal {
+            None => Verdict::Allowed { path: uri, args },
+            Some(e) => {
+                let mut message = Guards::message(op.name, &e);
+                if let Some(g) = e.guard {
+                    message.push_str("; ");
+                    message.push_str(&Grants::guard_hint(g.name()));
+                }
+                Verdict::Refused(message)
+            }
+        }
+    }
+}
+
+/// The refusal of a request that needs the method switch `needs` (`websocket`: the
+/// attach WebSocket, POST's) when `grants` have it off; a tenant's start with `prefix`.
+fn method_refusal(grants: &Grants, needs: Option<&str>, prefix: &str) -> Option<Verdict> {
+    let needs = needs?;
+    let switch = if needs == "websocket" { "POST" } else { needs };
+    if grants.methods.contains(switch) {
+        return None;
+    }
+    let why = match needs {
+        "websocket" => "the attach WebSocket writes to the container and needs POST=1".into(),
+        "POST" if prefix.is_empty() => "read-only, POST requests need POST=1".into(),
+        m => format!("{m} requests need {m}=1"),
+    };
+    Some(Verdict::Denied(format!("{DENIED}: {prefix}{why}")))
+}
+
+/// A line of the tenants file whose DAEMON is `-`: its name and its options.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub options: Vec<(String, String)>,
+    /// The proxy's switches with the options applied, as the entrypoint does.
+    pub grants: Grants,
+}
+
+impl Tenant {
+    pub fn new(
+        list: &AllowList,
+        env: &[(String, String)],
+        name: &str,
+        options: &[(&str, &str)],
+    ) -> Tenant {
+        let options: Vec<(String, String)> = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut all = env.to_vec();
+        all.extend(options.iter().cloned());
+        let mut grants = Grants::from_env(list, &all);
+        // POST=0 on the line: what only POST can use and the line does not name grants
+        // nothing.
+        if !grants.methods.contains("POST") {
+            for s in &list.switches {
+                if s.post_only && !options.iter().any(|(k, _)| *k == s.name) {
+                    grants.on.remove(&s.name);
+                }
+            }
+        }
+        Tenant {
+            name: name.to_string(),
+            options,
+            grants,
+        }
+    }
+
+    /// The line of the tenants file.
+    pub fn line(&self) -> String {
+        let opts: Vec<String> = self
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{} - auth {}", self.name, opts.join(" "))
     }
 }
 
 /// The switches granted by an environment, as docker-entrypoint.sh reads it.
 #[derive(Debug, Clone)]
 pub struct Grants {
-    pub post: bool,
+    /// The method switches that are on.
+    pub methods: BTreeSet<String>,
     pub on: BTreeSet<String>,
+    /// With POST=1: the guards that are on.
+    pub guards: Option<Guards>,
 }
 
 impl Grants {
     pub fn from_env(list: &AllowList, env: &[(String, String)]) -> Grants {
-        let value = |name: &str| -> bool {
-            let v = env
-                .iter()
+        let raw = |name: &str| -> String {
+            env.iter()
                 .rev()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.to_ascii_lowercase())
-                .unwrap_or_default();
-            match v.as_str() {
-                "" => DEFAULT_ON.contains(&name),
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let value = |name: &str, default: bool| -> bool {
+            match raw(name).to_ascii_lowercase().as_str() {
+                "" => default,
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
-                _ => panic!("{name}={v}: not a switch value"),
+                v => panic!("{name}={v}: not a switch value"),
             }
         };
+        let methods: BTreeSet<String> = METHODS
+            .iter()
+            .filter(|m| value(m, false))
+            .map(|m| m.to_string())
+            .collect();
+        let guards = methods.contains("POST").then(|| {
+            let mut on: Vec<&str> = GUARD_LIFTS
+                .iter()
+                .filter(|(var, _)| !value(var, false))
+                .map(|(_, g)| *g)
+                .collect();
+            on.extend(["capabilities", "bind_mounts"]);
+            let mut g = Guards::default();
+            g.set_guards(&on).unwrap();
+            let caps = raw("ALLOW_CAPABILITIES");
+            if !caps.is_empty() {
+                g.set_capabilities(&caps.split(',').collect::<Vec<_>>())
+                    .unwrap();
+            }
+            let binds = raw("ALLOW_BIND_MOUNTS");
+            if !binds.is_empty() {
+                g.set_bind_mounts(&binds.split(',').collect::<Vec<_>>())
+                    .unwrap();
+            }
+            g
+        });
         Grants {
-            post: value("POST"),
-            on: list.switches.iter().filter(|n| value(n)).cloned().collect(),
+            methods,
+            on: list
+                .switches
+                .iter()
+                .filter(|s| value(&s.name, s.default_on))
+                .map(|s| s.name.clone())
+                .collect(),
+            guards,
+        }
+    }
+
+    /// The image's hint for a refusal by the guard `name`.
+    pub fn guard_hint(name: &str) -> String {
+        match name {
+            "capabilities" => {
+                "this image allows the capabilities listed in ALLOW_CAPABILITIES".into()
+            }
+            "bind_mounts" => {
+                "this image allows bind mounts of the host directories listed in ALLOW_BIND_MOUNTS"
+                    .into()
+            }
+            g => {
+                let (var, _) = GUARD_LIFTS.iter().find(|(_, n)| *n == g).unwrap();
+                format!("this image allows it with {var}=1")
+            }
         }
     }
 }
@@ -200,10 +403,24 @@ impl Grants {
 pub enum Verdict {
     /// nginx refuses the request line or the URI itself (400), or the method (405).
     Rejected(u16),
-    /// 403 with `{"message": "<this>"}`; nothing reaches the daemon.
+    /// The image's own 403, `{"message": "<this>"}`; nothing reaches the daemon.
     Denied(String),
+    /// The module's 403, `{"message":<this, as a JSON string>}`; nothing reaches the
+    /// daemon.
+    Refused(String),
     /// Passed to the daemon as `path` (re-escaped) and `args` (as sent).
     Allowed { path: Vec<u8>, args: Vec<u8> },
+}
+
+impl Verdict {
+    /// The body of a 403, as the image sends it.
+    pub fn body(&self) -> Option<String> {
+        match self {
+            Verdict::Denied(m) => Some(format!("{{\"message\": \"{m}\"}}\n")),
+            Verdict::Refused(m) => Some(format!("{{\"message\":{}}}\n", json_string(m))),
+            _ => None,
+        }
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -468,8 +685,40 @@ fn segments(rng: &mut Rng) -> Vec<String> {
 
 /// One request: API-shaped or random segments, dot segments, doubled and trailing
 /// slashes, changed case, escapes of any character, a version prefix, a query string.
+/// dockerd's routes, as the logic crate's tests list them: `(method, path template)`.
+fn routes() -> Vec<(&'static str, &'static str)> {
+    include_str!("../../logic/tests/data/docker-routes.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            Some((cols.next()?, cols.next()?))
+        })
+        .collect()
+}
+
+/// A route's path with an id in each `{placeholder}`.
+fn route_segments(rng: &mut Rng, template: &str) -> Vec<String> {
+    template
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| {
+            if seg.starts_with('{') {
+                id(rng)
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn request(rng: &mut Rng) -> Request {
-    let mut segs = segments(rng);
+    // Often one of dockerd's routes, so that most operations are met.
+    let route = rng.chance(40).then(|| rng.pick(&routes()));
+    let mut segs = match route {
+        Some((_, template)) => route_segments(rng, template),
+        None => segments(rng),
+    };
     for _ in 0..rng.below(4) {
         let at = rng.below(segs.len() + 1);
         match rng.below(7) {
@@ -522,6 +771,7 @@ pub fn request(rng: &mut Rng) -> Request {
         _ => path,
     };
     let method = match rng.below(100) {
+        _ if route.is_some() && rng.chance(80) => route.unwrap().0,
         0..=44 => "GET",
         45..=56 => "HEAD",
         57..=79 => "POST",
@@ -546,32 +796,43 @@ pub fn requests(seed: u64, n: usize) -> Vec<Request> {
 }
 
 /// A random set of switches, spelled in any accepted way; never one the entrypoint
-/// refuses (a POST-only switch without POST=1).
+/// refuses (a POST-only switch or a guard lift without POST=1).
 pub fn random_env(list: &AllowList, rng: &mut Rng) -> Vec<(String, String)> {
     let post = rng.chance(50);
     let mut env = Vec::new();
-    for n in &list.switches {
-        let default_on = DEFAULT_ON.contains(&n.as_str());
-        let on = if default_on {
+    let spell = |rng: &mut Rng, on: bool| -> &'static str {
+        if on {
+            rng.pick(&["1", "1", "true", "yes", "on", "TRUE"])
+        } else {
+            rng.pick(&["0", "false", "no", "off", ""])
+        }
+    };
+    for s in &list.switches {
+        let on = if s.default_on {
             !rng.chance(25)
         } else {
             rng.chance(20)
         };
-        if on && !post && POST_ONLY.contains(&n.as_str()) {
+        if on && !post && s.post_only {
             continue;
         }
-        let value = if on {
-            rng.pick(&["1", "1", "true", "yes", "on", "TRUE"])
-        } else if default_on {
-            rng.pick(&["0", "false", "no", "off"])
-        } else if rng.chance(80) {
-            continue;
-        } else {
-            rng.pick(&["0", "", "no"])
-        };
-        env.push((n.clone(), value.to_string()));
+        if on != s.default_on || rng.chance(20) {
+            env.push((s.name.clone(), spell(rng, on).to_string()));
+        }
     }
     env.push(("POST".into(), if post { "1" } else { "0" }.into()));
+    for m in &METHODS[1..] {
+        if rng.chance(30) {
+            env.push((m.to_string(), spell(rng, true).to_string()));
+        }
+    }
+    if post {
+        for (var, _) in GUARD_LIFTS {
+            if rng.chance(25) {
+                env.push((var.to_string(), spell(rng, true).to_string()));
+            }
+        }
+    }
     env
 }
 
@@ -642,53 +903,82 @@ mod tests {
         }
     }
 
+    fn grants(list: &AllowList, pairs: &[(&str, &str)]) -> Grants {
+        let env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Grants::from_env(list, &env)
+    }
+
     #[test]
     fn verdicts_of_the_hand_written_table() {
         let list = AllowList::load();
-        let env = |pairs: &[(&str, &str)]| -> Grants {
-            let env: Vec<(String, String)> = pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            Grants::from_env(&list, &env)
-        };
-        let defaults = env(&[]);
-        let containers = env(&[("CONTAINERS", "1")]);
-        let start = env(&[("ALLOW_START", "1"), ("POST", "1")]);
-        let read_only = "read-only, requests that change state need POST=1";
+        let defaults = grants(&list, &[]);
+        let containers = grants(&list, &[("CONTAINERS", "1")]);
+        let start = grants(&list, &[("ALLOW_START", "1"), ("POST", "1")]);
+        let writer = grants(
+            &list,
+            &[
+                ("CONTAINERS", "1"),
+                ("POST", "1"),
+                ("ALLOW_PRIVILEGED", "1"),
+            ],
+        );
+        let read_only = "denied: read-only, POST requests need POST=1";
+        let ws = "denied: the attach WebSocket writes to the container and needs POST=1";
         #[rustfmt::skip]
         let table: &[(&Grants, &str, &str, &str)] = &[
             (&defaults, "GET", "/v1.41/_ping", "allowed"),
             (&defaults, "HEAD", "/_ping?/containers/json", "allowed"),
-            (&defaults, "GET", "//containers/json", "this endpoint needs CONTAINERS=1"),
-            (&defaults, "GET", "/containers/x/stop",
-             "this endpoint needs one of CONTAINERS=1, ALLOW_STOP=1, ALLOW_RESTARTS=1"),
-            (&defaults, "GET", "/CONTAINERS/json", "endpoint not in the allow-list"),
-            (&defaults, "GET", "/_ping%0a", "malformed path"),
-            (&defaults, "GET", "/_ping%5c", "malformed path"),
+            (&defaults, "GET", "//containers/json", "refused: this image allows it with CONTAINERS=1"),
+            (&defaults, "POST", "/containers/x/stop", read_only),
+            (&start, "POST", "/containers/x/stop",
+             "refused: this image allows it with ALLOW_STOP=1 or ALLOW_RESTARTS=1"),
+            (&start, "POST", "/containers/x/kill", "refused: this image allows it with ALLOW_KILL=1"),
+            (&defaults, "GET", "/CONTAINERS/json", "refused: the path is no Docker API endpoint"),
+            (&defaults, "GET", "/debug/vars", "refused: no setting of this image allows it"),
+            (&defaults, "GET", "/_ping%0a", "denied: malformed path"),
+            (&defaults, "GET", "/_ping%5c", "denied: malformed path"),
             (&defaults, "POST", "/_ping", read_only),
+            (&defaults, "DELETE", "/containers/x", "denied: DELETE requests need DELETE=1"),
             (&defaults, "get", "/_ping", "400"),
             (&defaults, "TRACE", "/_ping", "405"),
             (&defaults, "TRACE", "/%2e%2e/x", "400"),
             (&containers, "GET", "/containers%2fjson", "allowed"),
-            (&containers, "GET", "/v1.41/containers/json/", "allowed"),
-            (&containers, "GET", "/containers/../exec/x/json", "this endpoint needs EXEC=1"),
-            (&containers, "GET", "/containers/x/attach/ws?stream=1", read_only),
+            (&containers, "GET", "/v1.41/containers/json/",
+             "refused: the path is no Docker API endpoint"),
+            (&containers, "GET", "/containers/x/logs", "refused: this image allows it with ALLOW_LOGS=1"),
+            (&containers, "GET", "/containers/../exec/x/json",
+             "refused: this image allows it with EXEC=1 or ALLOW_EXEC=1"),
+            (&containers, "GET", "/containers/x/attach/ws?stream=1", ws),
             // dockerd's /containers/{name:.*}/attach/ws: a legacy link's parent/alias.
-            (&containers, "GET", "/v1.41/containers/nds-parent/alias/attach/ws", read_only),
-            (&containers, "GET", "/containers/a%2fb/attach/ws", read_only),
+            (&containers, "GET", "/v1.41/containers/nds-parent/alias/attach/ws", ws),
             (&start, "POST", "/v1.41/containers/x/start", "allowed"),
             (&start, "POST", "/containers/.../start", "allowed"),
-            (&start, "POST", "/containers/x/start/", "this endpoint needs CONTAINERS=1"),
-            (&start, "POST", "/containers/a/b/start", "this endpoint needs CONTAINERS=1"),
+            // dockerd's /containers/{name:.*}/start: a name may have slashes.
+            (&start, "POST", "/containers/a/b/start", "allowed"),
+            (&start, "POST", "/containers/x/start/",
+             "refused: the path is no Docker API endpoint"),
+            (&writer, "POST", "/containers/x/stop", "allowed"),
+            (&writer, "POST", "/containers/create",
+             "refused: ContainerCreate is refused by this proxy: the request body is not valid JSON"),
         ];
         for (grants, method, target, want) in table {
             let got = match list.verdict(grants, method, target) {
                 Verdict::Allowed { .. } => "allowed".to_string(),
-                Verdict::Denied(msg) => msg[DENIED.len() + 2..].to_string(),
+                Verdict::Denied(msg) => format!("denied: {}", &msg[DENIED.len() + 2..]),
+                Verdict::Refused(msg) => format!("refused: {msg}"),
                 Verdict::Rejected(status) => status.to_string(),
             };
-            assert_eq!(got, *want, "{method} {target}");
+            let ok = match want.strip_prefix("refused: ") {
+                Some(w) if !w.starts_with("ContainerCreate") => {
+                    got.starts_with("refused: ") && got.ends_with(&format!("; {w}"))
+                }
+                Some(w) => got.starts_with(&format!("refused: {w}")),
+                None => got == *want,
+            };
+            assert!(ok, "{method} {target}: got {got:?}, want {want:?}");
         }
         assert_eq!(
             list.verdict(&containers, "GET", "/containers/json?all=1#x"),
@@ -702,18 +992,38 @@ mod tests {
     #[test]
     fn switches_and_spellings() {
         let list = AllowList::load();
-        let g = Grants::from_env(
+        let g = grants(
             &list,
             &[
-                ("PING".into(), "off".into()),
-                ("IMAGES".into(), "TRUE".into()),
-                ("POST".into(), "yes".into()),
-                ("EXEC".into(), String::new()),
+                ("PING", "off"),
+                ("IMAGES", "TRUE"),
+                ("POST", "yes"),
+                ("EXEC", ""),
+                ("ALLOW_PRIVILEGED", "1"),
+                ("ALLOW_BIND_MOUNTS", "/srv/a,/srv/b"),
             ],
         );
-        assert!(g.post);
+        assert_eq!(g.methods.iter().collect::<Vec<_>>(), ["POST"]);
         let on: Vec<&str> = g.on.iter().map(String::as_str).collect();
         assert_eq!(on, ["EVENTS", "IMAGES", "VERSION"]);
+        let guards = g.guards.as_ref().unwrap();
+        assert_eq!(guards.bind_mounts, ["/srv/a", "/srv/b"]);
+        assert!(grants(&list, &[]).guards.is_none());
+        // The POST-only switches are there for their writes: each selector grants one.
+        for s in &list.switches {
+            if s.post_only {
+                for g in &s.grants {
+                    let sel = Selector::parse(g).unwrap();
+                    assert!(
+                        docker_stream_logic::operation::OPERATIONS
+                            .iter()
+                            .any(|op| sel.matches(Some(op)) && op.writes),
+                        "{} ({g}) grants no write",
+                        s.name
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -725,12 +1035,21 @@ mod tests {
             .zip(&b)
             .all(|(x, y)| x.target == y.target && x.method == y.method));
         let list = AllowList::load();
-        let g = Grants::from_env(&list, &[("CONTAINERS".into(), "1".into())]);
+        let g = grants(
+            &list,
+            &[
+                ("CONTAINERS", "1"),
+                ("IMAGES", "1"),
+                ("EXEC", "1"),
+                ("POST", "1"),
+                ("DELETE", "1"),
+            ],
+        );
         let mut kinds = [0; 3];
         for r in &a {
             kinds[match list.verdict(&g, &r.method, &r.target) {
                 Verdict::Allowed { .. } => 0,
-                Verdict::Denied(_) => 1,
+                Verdict::Denied(_) | Verdict::Refused(_) => 1,
                 Verdict::Rejected(_) => 2,
             }] += 1;
         }

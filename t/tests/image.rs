@@ -13,7 +13,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{image_tag, raw, Proxy};
+use common::{image_tag, raw, run_and_exec, Proxy, RUN_AND_EXEC};
 use nds_tests::cli::{direct, docker, Containers, Input, Out};
 use nds_tests::{direct_host, docker_sock, free_port, image, Cli};
 
@@ -27,7 +27,7 @@ fn cli_run(cli: &Cli, host: &str, args: &[&str], input: Input) -> Out {
 /// hijacked streams, through the image.
 #[test]
 fn image_grants_run_and_exec() {
-    let proxy = Proxy::start(&[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")]);
+    let proxy = Proxy::start(RUN_AND_EXEC);
     let host = proxy.host();
     let mut c = Containers(vec![]);
     let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
@@ -64,7 +64,7 @@ fn image_grants_run_and_exec() {
         // Not granted: IMAGES.
         let images = cli_run(&cli, &host, &["images"], Input::None);
         assert!(
-            !images.ok() && images.stderr.contains("needs IMAGES=1"),
+            !images.ok() && images.stderr.contains("this image allows it with IMAGES=1"),
             "{}: {}",
             cli.name,
             images.brief()
@@ -98,10 +98,7 @@ fn image_defaults_are_read_only_and_narrow() {
         let ps = cli_run(&cli, &host, &["ps"], Input::None);
         println!("  {:5} ps         {}", cli.name, ps.brief());
         assert!(
-            !ps.ok()
-                && ps
-                    .stderr
-                    .contains(&format!("{DENIED}: this endpoint needs CONTAINERS=1")),
+            !ps.ok() && ps.stderr.contains("this image allows it with CONTAINERS=1"),
             "{}",
             ps.brief()
         );
@@ -109,7 +106,11 @@ fn image_defaults_are_read_only_and_narrow() {
         let exec = cli_run(&cli, &host, &["exec", &id, "echo", "no"], Input::None);
         println!("  {:5} exec       {}", cli.name, exec.brief());
         assert!(
-            !exec.ok() && exec.stderr.contains(DENIED) && exec.stdout.is_empty(),
+            !exec.ok()
+                && exec
+                    .stderr
+                    .contains("this image allows it with CONTAINERS=1")
+                && exec.stdout.is_empty(),
             "{}",
             exec.brief()
         );
@@ -143,7 +144,7 @@ fn image_defaults_are_read_only_and_narrow() {
 fn image_allow_list_matches_the_normalized_path() {
     let defaults = Proxy::start(&[]);
     let containers = Proxy::start(&[("CONTAINERS", "1")]);
-    let writer = Proxy::start(&[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")]);
+    let writer = Proxy::start(RUN_AND_EXEC);
     let ws = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     // (proxy, method, request target, extra headers or JSON body, expected status)
     let d = defaults.addr();
@@ -185,7 +186,9 @@ fn image_allow_list_matches_the_normalized_path() {
         ("containers", &c, "GET", "/%63ontainers/json", "", 200),
         ("containers", &c, "GET", "/containers%2fjson", "", 200),
         ("containers", &c, "GET", "/_ping/../containers/json", "", 200),
-        ("containers", &c, "GET", "/containers/json/", "", 404),
+        // No route of dockerd's: the module refuses it, as anything no switch grants.
+        ("containers", &c, "GET", "/containers/json/", "", 403),
+        ("containers", &c, "GET", "/containers/x/logs", "", 403),
         ("containers", &c, "GET", "/containers/../exec/x/json", "", 403),
         ("containers", &c, "GET", "/v1.41/images/json", "", 403),
         ("containers", &c, "POST", "/containers/x/stop", "", 403),
@@ -205,9 +208,11 @@ fn image_allow_list_matches_the_normalized_path() {
         let (status, ctype, body) = raw(addr, method, target, headers);
         let mut ok = status == *want;
         if status == 403 {
-            // One line of JSON, as the daemon's own errors.
+            // One line of JSON, as the daemon's own errors: the image's refusals
+            // (methods, malformed paths) or the module's, with the image's hint.
             ok &= ctype == "application/json"
-                && body.starts_with(&format!("{{\"message\": \"{DENIED}: "))
+                && (body.starts_with(&format!("{{\"message\": \"{DENIED}: "))
+                    || (body.starts_with("{\"message\":\"") && body.contains("; ")))
                 && body.ends_with("\"}\n")
                 && body.lines().count() == 1;
         }
@@ -251,10 +256,14 @@ fn image_metrics_listener() {
         Input::None,
     );
     assert!(!out.ok(), "a write with POST=0: {}", out.brief());
+    let out = cli_run(&cli, &proxy.host(), &["images"], Input::None);
+    assert!(!out.ok(), "IMAGES=0: {}", out.brief());
     let (status, _, body) = raw(&listen, "GET", "/metrics", "");
     assert_eq!(status, 200, "{body}");
     for series in [
-        "docker_api_requests_total{operation=\"ContainerList\",decision=\"none\"} ",
+        "docker_api_requests_total{operation=\"ContainerList\",decision=\"allow\"} ",
+        "docker_api_requests_total{operation=\"ImageList\",decision=\"deny\"} ",
+        // Refused by the image's method check, before the module's rules.
         "docker_api_requests_total{operation=\"ContainerCreate\",decision=\"none\"} ",
         "docker_stream_tunnels_open 0",
     ] {
@@ -390,6 +399,36 @@ fn image_refuses_unsafe_or_contradictory_settings() {
             true,
             "no CA for client certificates",
         ),
+        (
+            &["DELETE=1"],
+            true,
+            "DELETE=1 lets anyone who reaches it change state",
+        ),
+        (
+            &["ALLOW_EXEC=1", "LISTEN=127.0.0.1:2375"],
+            true,
+            "ALLOW_EXEC=1 has no effect with POST=0",
+        ),
+        (
+            &["ALLOW_PRIVILEGED=1", "LISTEN=127.0.0.1:2375"],
+            true,
+            "ALLOW_PRIVILEGED=1 has no effect with POST=0",
+        ),
+        (
+            &["POST=1", "LISTEN=127.0.0.1:2375", "ALLOW_BIND_MOUNTS=srv"],
+            true,
+            "ALLOW_BIND_MOUNTS=srv: use absolute host paths",
+        ),
+        (
+            &["POST=1", "LISTEN=127.0.0.1:2375", "ALLOW_CAPABILITIES=all"],
+            true,
+            "ALL is privileged; set ALLOW_PRIVILEGED=1",
+        ),
+        (
+            &["POST=1", "LISTEN=127.0.0.1:2375", "ALLOW_DEVICES=some"],
+            true,
+            "ALLOW_DEVICES=some: use 1 (grant) or 0 (deny)",
+        ),
     ];
     let mut failures = Vec::new();
     for (env, mount, want) in refused {
@@ -409,6 +448,16 @@ fn image_refuses_unsafe_or_contradictory_settings() {
     let accepted: &[&[&str]] = &[
         &[],
         &["POST=1", "LISTEN=127.0.0.1:2375", "CONTAINERS=1", "EXEC=1"],
+        &[
+            "POST=1",
+            "DELETE=1",
+            "PUT=1",
+            "LISTEN=127.0.0.1:2375",
+            "ALLOW_PRIVILEGED=1",
+            "ALLOW_DEVICES=yes",
+            "ALLOW_CAPABILITIES=NET_ADMIN,cap_sys_time",
+            "ALLOW_BIND_MOUNTS=/srv/data,/var/lib/app",
+        ],
         &["POST=1", "FORCE_INSECURE=1", "CONTAINERS=1"],
         &[
             "CONTAINERS=true",
@@ -513,7 +562,7 @@ fn image_stops_cleanly_and_logs_to_stdio() {
 /// hijacked streams included; an unreachable daemon gives a JSON 502.
 #[test]
 fn image_tcp_upstream() {
-    let grants = [("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")];
+    let grants = RUN_AND_EXEC.to_vec();
     let first = Proxy::start(&grants);
     let upstream = format!("tcp://{}", first.addr());
     let mut env = grants.to_vec();
@@ -570,13 +619,10 @@ fn image_tls_upstream() {
     let sleeper = daemon.docker(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
     let upstream = format!("https://127.0.0.1:{port}");
     let mount = format!("{}:/upstream-certs:ro", certs.path_str("good"));
-    let env = [
-        ("CONTAINERS", "1"),
-        ("EXEC", "1"),
-        ("POST", "1"),
+    let env = run_and_exec(&[
         ("UPSTREAM", upstream.as_str()),
         ("UPSTREAM_TLS_NAME", "localhost"),
-    ];
+    ]);
     let proxy = Proxy::start_with(&env, &["-v", &mount]);
     for cli in Cli::all() {
         let run = cli_run(
@@ -743,10 +789,7 @@ fn image_tls_revoked_client_certificate() {
     let crl = certs.crl(&["revoked"]);
     std::fs::copy(&crl, certs.path("server/crl.pem")).unwrap();
     let mount = format!("{}:/certs:ro", certs.path_str("server"));
-    let proxy = Proxy::start_with(
-        &[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")],
-        &["-v", &mount],
-    );
+    let proxy = Proxy::start_with(RUN_AND_EXEC, &["-v", &mount]);
     let label_value = nds_tests::unique("tls-revoked");
     let label = format!("nds-test={label_value}");
     let mut c = Containers(vec![]);
@@ -789,10 +832,7 @@ fn image_tls_revoked_client_certificate() {
 fn image_tls_client_certificates() {
     let certs = Certs::generate();
     let mount = format!("{}:/certs:ro", certs.path_str("server"));
-    let proxy = Proxy::start_with(
-        &[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")],
-        &["-v", &mount],
-    );
+    let proxy = Proxy::start_with(RUN_AND_EXEC, &["-v", &mount]);
     let host = proxy.host();
     let label_value = nds_tests::unique("tls-refused");
     let label = format!("nds-test={label_value}");
@@ -886,7 +926,7 @@ fn image_tls_client_certificates() {
 fn image_auth_request() {
     let auth = AuthService::start();
     let url = auth.url();
-    let grants = [("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")];
+    let grants = RUN_AND_EXEC.to_vec();
     let with = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         grants
             .iter()
@@ -1029,15 +1069,7 @@ fn image_tls_with_auth_request() {
     let auth = AuthService::start();
     let url = auth.url();
     let mount = format!("{}:/certs:ro", certs.path_str("server"));
-    let proxy = Proxy::start_with(
-        &[
-            ("CONTAINERS", "1"),
-            ("EXEC", "1"),
-            ("POST", "1"),
-            ("AUTH_URL", &url),
-        ],
-        &["-v", &mount],
-    );
+    let proxy = Proxy::start_with(&run_and_exec(&[("AUTH_URL", &url)]), &["-v", &mount]);
     let mut c = Containers(vec![]);
     let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
     c.0.push(id.clone());

@@ -24,9 +24,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Proxy;
+use common::{AuthService, Proxy};
 use nds_tests::allowlist::{
-    percent_decode, random_env, requests, AllowList, Grants, Request, Rng, Verdict,
+    percent_decode, random_env, requests, AllowList, Grants, Request, Rng, Tenant, Verdict,
 };
 use nds_tests::fake::{self, FakeDaemon};
 use nds_tests::raw::Conn;
@@ -111,7 +111,8 @@ struct Client {
 }
 
 impl Client {
-    fn send(&mut self, req: &Request) -> Result<Answer, String> {
+    /// `req`, with `headers` (whole lines) after Host.
+    fn send(&mut self, req: &Request, headers: &str) -> Result<Answer, String> {
         if self.conn.is_none() {
             let tcp = TcpStream::connect(&self.addr).map_err(|e| format!("connect: {e}"))?;
             self.conn = Some(Conn::Tcp(tcp));
@@ -119,7 +120,7 @@ impl Client {
         let conn = self.conn.as_mut().unwrap();
         conn.set_timeout(Duration::from_secs(10));
         let head = format!(
-            "{} {} HTTP/1.1\r\nHost: docker\r\n\r\n",
+            "{} {} HTTP/1.1\r\nHost: docker\r\n{headers}\r\n",
             req.method, req.target
         );
         let answer = conn
@@ -214,8 +215,8 @@ fn mismatch(
                 return Some(format!("status {}, want {status}", answer.status));
             }
         }
-        Verdict::Denied(message) => {
-            let want = format!("{{\"message\": \"{message}\"}}\n");
+        Verdict::Denied(_) | Verdict::Refused(_) => {
+            let want = verdict.body().unwrap();
             let ctype = answer.header("Content-Type").unwrap_or_default();
             let length = answer.header("Content-Length").unwrap_or_default();
             if answer.status != 403 {
@@ -277,11 +278,15 @@ struct Tally {
 }
 
 /// Sends `n` requests generated from `seed` to a container with `env`, and compares
-/// every outcome with the model. `base` is the run's seed (NDS_ALLOWLIST_SEED).
+/// every outcome with the model. `base` is the run's seed (NDS_ALLOWLIST_SEED). With
+/// `tenants`, the container is a gateway of tenants on its own daemon (`-`), named by an
+/// authentication service; each request comes from one of them in turn, or from a
+/// client in no tenant.
 fn run_config(
     list: &AllowList,
     name: &str,
     env: &[(String, String)],
+    tenants: &[Tenant],
     (base, seed): (u64, u64),
     n: usize,
 ) -> Tally {
@@ -295,31 +300,59 @@ fn run_config(
     );
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     pairs.push(("SOCKET_PATH", &socket));
-    let proxy = Proxy::start_bare(&pairs, &["-v", &mount]);
+    let auth = AuthService::start();
+    let auth_url = auth.url();
+    let dir = tempfile::tempdir().unwrap();
+    let tenants_mount = format!("{}:/tenants:ro", dir.path().display());
+    let mut args = vec!["-v", mount.as_str()];
+    if !tenants.is_empty() {
+        let lines: Vec<String> = tenants.iter().map(Tenant::line).collect();
+        std::fs::write(dir.path().join("tenants.conf"), lines.join("\n") + "\n").unwrap();
+        pairs.extend([
+            ("TENANTS", "/tenants/tenants.conf"),
+            ("AUTH_URL", &auth_url),
+        ]);
+        args.extend(["-v", &tenants_mount]);
+    }
+    let proxy = Proxy::start_bare(&pairs, &args);
     let mut client = Client {
         addr: proxy.addr(),
         conn: None,
     };
     let mut tally = Tally::default();
-    let env_text: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut env_text: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env_text.extend(tenants.iter().map(|t| format!("[{}]", t.line())));
     for (i, req) in requests(seed, n).iter().enumerate() {
-        let verdict = list.verdict(&grants, &req.method, &req.target);
+        // Tenants in turn, then a client in no tenant.
+        let (tenant, headers) = if tenants.is_empty() {
+            (None, String::new())
+        } else {
+            match tenants.get(i % (tenants.len() + 1)) {
+                Some(t) => (
+                    Some(Some(t)),
+                    format!("X-Auth-Token: tenant-{}\r\n", t.name),
+                ),
+                None => (Some(None), "X-Auth-Token: tenant-nobody\r\n".to_string()),
+            }
+        };
+        let verdict = list.verdict_as(&grants, tenant, &req.method, &req.target);
         match verdict {
             Verdict::Allowed { .. } => tally.allowed += 1,
-            Verdict::Denied(_) => tally.denied += 1,
+            Verdict::Denied(_) | Verdict::Refused(_) => tally.denied += 1,
             Verdict::Rejected(_) => tally.rejected += 1,
         }
         let before = upstream.seen();
-        let problem = match client.send(req) {
+        let problem = match client.send(req, &headers) {
             Ok(answer) => mismatch(req, &verdict, &answer, &upstream.since(before)),
             Err(e) => Some(e),
         };
         if let Some(p) = problem {
             tally.failures.push(format!(
-                "[{name}: {}] NDS_ALLOWLIST_SEED={base:#x}, request #{i} of seed {seed:#x}: {} {}\n    model: {verdict:?}\n    {p}",
+                "[{name}: {}] NDS_ALLOWLIST_SEED={base:#x}, request #{i} of seed {seed:#x}: {} {} {}\n    model: {verdict:?}\n    {p}",
                 env_text.join(" "),
                 req.method,
                 req.target,
+                headers.trim_end(),
             ));
         }
     }
@@ -358,7 +391,13 @@ fn image_allow_list_generated() {
         ("containers".to_string(), owned(&[("CONTAINERS", "1")])),
         (
             "run+exec".to_string(),
-            owned(&[("CONTAINERS", "1"), ("EXEC", "1"), ("POST", "1")]),
+            owned(&[
+                ("CONTAINERS", "1"),
+                ("ALLOW_EXEC", "1"),
+                ("ALLOW_ATTACH", "1"),
+                ("POST", "1"),
+                ("DELETE", "1"),
+            ]),
         ),
         (
             "start-only".to_string(),
@@ -373,13 +412,57 @@ fn image_allow_list_generated() {
     let started = Instant::now();
     let mut failures = Vec::new();
     for (k, (name, env)) in configs.iter().enumerate() {
-        let tally = run_config(&list, name, env, (seed, seed.wrapping_add(k as u64)), n);
+        let tally = run_config(
+            &list,
+            name,
+            env,
+            &[],
+            (seed, seed.wrapping_add(k as u64)),
+            n,
+        );
         failures.extend(tally.failures);
     }
+    // Per-client switches: tenants on the proxy's daemon, each with its own.
+    let env = owned(&[
+        ("POST", "1"),
+        ("DELETE", "1"),
+        ("PUT", "1"),
+        ("CONTAINERS", "1"),
+    ]);
+    let tenants = [
+        Tenant::new(
+            &list,
+            &env,
+            "ci",
+            &[
+                ("ALLOW_EXEC", "1"),
+                ("IMAGES", "1"),
+                ("ALLOW_PRIVILEGED", "1"),
+                ("PUT", "0"),
+            ],
+        ),
+        Tenant::new(
+            &list,
+            &env,
+            "reader",
+            &[("POST", "0"), ("DELETE", "0"), ("ALLOW_LOGS", "1")],
+        ),
+        Tenant::new(&list, &env, "plain", &[]),
+    ];
+    let k = configs.len() as u64;
+    let tally = run_config(
+        &list,
+        "tenants",
+        &env,
+        &tenants,
+        (seed, seed.wrapping_add(k)),
+        n,
+    );
+    failures.extend(tally.failures);
     println!(
         "{} configurations, {} requests, {} mismatches in {:.1?}",
-        configs.len(),
-        configs.len() * n,
+        configs.len() + 1,
+        (configs.len() + 1) * n,
         failures.len(),
         started.elapsed()
     );

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{raw, Proxy};
+use common::{raw, run_and_exec, Proxy};
 use nds_tests::cli::{direct, docker, Containers, Input};
 use nds_tests::raw::{read_head, Conn};
 use nds_tests::{image, Cli};
@@ -56,13 +56,10 @@ fn raise_nofile(n: u64) {
 fn image_holds_4000_idle_tunnels_and_answers() {
     const TUNNELS: usize = 4000;
     raise_nofile(TUNNELS as u64 + 512);
-    let proxy = Proxy::start(&[
-        ("CONTAINERS", "1"),
-        ("EXEC", "1"),
-        ("POST", "1"),
+    let proxy = Proxy::start(&run_and_exec(&[
         ("WORKER_PROCESSES", "1"),
         ("ACCESS_LOG", "0"),
-    ]);
+    ]));
     let mut c = Containers(vec![]);
     let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "600"]);
     c.0.push(id.clone());
@@ -135,6 +132,8 @@ fn image_holds_4000_idle_tunnels_and_answers() {
     // The control: the image's former fixed 1024 connections hold about 500 tunnels.
     let small = Proxy::start(&[
         ("CONTAINERS", "1"),
+        ("ALLOW_EXEC", "1"),
+        ("ALLOW_ATTACH", "1"),
         ("POST", "1"),
         ("WORKER_PROCESSES", "1"),
         ("WORKER_CONNECTIONS", "1024"),
@@ -173,6 +172,8 @@ fn image_holds_4000_idle_tunnels_and_answers() {
 fn image_limits_connections_per_client() {
     let proxy = Proxy::start(&[
         ("CONTAINERS", "1"),
+        ("ALLOW_EXEC", "1"),
+        ("ALLOW_ATTACH", "1"),
         ("POST", "1"),
         ("MAX_CONNECTIONS_PER_CLIENT", "3"),
     ]);
@@ -214,6 +215,8 @@ fn image_limits_connections_per_client() {
 fn image_closes_idle_tunnels_when_asked() {
     let proxy = Proxy::start(&[
         ("CONTAINERS", "1"),
+        ("ALLOW_EXEC", "1"),
+        ("ALLOW_ATTACH", "1"),
         ("POST", "1"),
         ("STREAM_IDLE_TIMEOUT", "1s"),
     ]);

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{docker_config, image_tag, run_env, AuthService, Certs, Proxy};
+use common::{docker_config, image_tag, run_and_exec, run_env, AuthService, Certs, Proxy};
 use nds_tests::cases::slow_checksum;
 use nds_tests::cli::{direct, docker, tls_host, Input, Out};
 use nds_tests::dockerd::PrivateDockerd;
@@ -83,14 +83,11 @@ fn image_gateway_routes_tenants_and_reloads() {
     for m in &mounts {
         args.extend(["-v", m.as_str()]);
     }
-    let env = [
+    let env = run_and_exec(&[
         ("TENANTS", "/tenants/tenants.conf"),
-        ("POST", "1"),
-        ("CONTAINERS", "1"),
-        ("EXEC", "1"),
         ("AUTH_URL", auth_url.as_str()),
         ("LISTEN_PLAIN", listen_plain.as_str()),
-    ];
+    ]);
     let proxy = Proxy::start_bare(&env, &args);
     let tls_addr = proxy.addr();
     let plain = format!("tcp://{listen_plain}");
@@ -467,7 +464,49 @@ fn image_gateway_refuses_invalid_tenants() {
             ok_line.clone(),
             &["UPSTREAM=tcp://127.0.0.1:2375"],
             true,
-            "unset UPSTREAM and SOCKET_PATH",
+            "no tenant's DAEMON is '-'",
+        ),
+        (
+            format!("a - sha256:{fp} FOO=1\n"),
+            &["SOCKET_PATH=/run/a.sock"],
+            true,
+            "line 1: 'FOO' is no switch of this image",
+        ),
+        (
+            format!("a - sha256:{fp} CONTAINERS=maybe\n"),
+            &["SOCKET_PATH=/run/a.sock"],
+            true,
+            "line 1: CONTAINERS=maybe: use 1 (grant) or 0 (deny)",
+        ),
+        (
+            format!("a - sha256:{fp} POST=1\n"),
+            &["SOCKET_PATH=/run/a.sock"],
+            true,
+            "line 1: POST=1, but the proxy has POST=0",
+        ),
+        (
+            format!("{ok_line}b - sha256:{} ALLOW_EXEC=1\n", "cd".repeat(32)),
+            &["SOCKET_PATH=/run/a.sock"],
+            true,
+            "line 2: ALLOW_EXEC=1 has no effect with POST=0",
+        ),
+        (
+            format!("a - sha256:{fp} POST=0 ALLOW_BIND_MOUNTS=/srv\n"),
+            &["SOCKET_PATH=/run/a.sock", "POST=1"],
+            true,
+            "line 1: ALLOW_BIND_MOUNTS=/srv has no effect with POST=0",
+        ),
+        (
+            format!("a - sha256:{fp} ALLOW_CAPABILITIES=\n"),
+            &["SOCKET_PATH=/run/a.sock", "POST=1"],
+            true,
+            "line 1: ALLOW_CAPABILITIES= needs a list",
+        ),
+        (
+            format!("a - sha256:{fp} tls=/certs\n"),
+            &["SOCKET_PATH=/run/a.sock"],
+            true,
+            "the proxy's daemon ('-') has UPSTREAM_TLS_*",
         ),
     ];
     let mut failures = Vec::new();
@@ -483,11 +522,169 @@ fn image_gateway_refuses_invalid_tenants() {
         "{ok_line}b https://localhost:2376 sha256:{} read-only tls=/certs\n",
         "cd".repeat(32)
     );
-    let out = check(&good, &["POST=1"], true);
-    let ok = out.ok() && out.stderr.contains("test is successful");
-    println!("  accepts a valid file {}", if ok { "ok" } else { "NO" });
-    if !ok {
-        failures.push(format!("valid file refused: {}", out.brief()));
+    let own = format!(
+        "{ok_line}c - sha256:{} CONTAINERS=1 ALLOW_EXEC=yes ALLOW_BIND_MOUNTS=/srv/a,/srv/b DELETE=0\n\
+         d - sha256:{} POST=0 IMAGES=1\n",
+        "cd".repeat(32),
+        "ef".repeat(32)
+    );
+    for (file, env) in [
+        (&good, &["POST=1"][..]),
+        (
+            &own,
+            &[
+                "POST=1",
+                "DELETE=1",
+                "SOCKET_PATH=/run/a.sock",
+                "ALLOW_ATTACH=1",
+            ][..],
+        ),
+    ] {
+        let out = check(file, env, true);
+        let ok = out.ok() && out.stderr.contains("test is successful");
+        println!("  accepts a valid file {}", if ok { "ok" } else { "NO" });
+        if !ok {
+            failures.push(format!(
+                "valid file refused: {file:?} {env:?}: {}",
+                out.brief()
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Tenants that share the proxy's daemon (`-`) with switches of their own, on one
+/// proxy whose own switches grant no container access: `ci` runs unprivileged
+/// containers with one data directory but may not exec; `traefik` reads containers
+/// and nothing else; `plain` (no options) has the proxy's switches and is the control:
+/// what the others may do comes from their lines.
+#[test]
+fn image_gateway_tenants_with_their_own_switches() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tenants.conf"),
+        format!(
+            "ci       -  auth  CONTAINERS=1 ALLOW_ATTACH=1 ALLOW_BIND_MOUNTS={}\n\
+             traefik  -  auth  CONTAINERS=1 POST=0 DELETE=0\n\
+             plain    -  auth\n",
+            data.path().display()
+        ),
+    )
+    .unwrap();
+    let auth = AuthService::start();
+    let url = auth.url();
+    let mount = format!("{}:/tenants:ro", dir.path().display());
+    let proxy = Proxy::start_with(
+        &[
+            ("TENANTS", "/tenants/tenants.conf"),
+            ("AUTH_URL", &url),
+            ("POST", "1"),
+            ("DELETE", "1"),
+        ],
+        &["-v", &mount],
+    );
+    let host = proxy.host();
+    let cli = Cli::setup();
+    let configs: Vec<(&str, tempfile::TempDir)> = ["ci", "traefik", "plain", "nobody"]
+        .iter()
+        .map(|t| (*t, docker_config(Some(&format!("tenant-{t}")))))
+        .collect();
+    let as_tenant = |tenant: &str, args: &[&str]| -> Out {
+        let (_, cfg) = configs.iter().find(|(t, _)| *t == tenant).unwrap();
+        let path = cfg.path().display().to_string();
+        run_env(&cli, &host, args, Input::None, &[("DOCKER_CONFIG", &path)])
+    };
+    let sleeper = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
+    let _rm = nds_tests::cli::Containers(vec![sleeper.clone()]);
+    let bind = format!("{}:/data", data.path().display());
+    let img = image();
+
+    // `docker run --rm --network none` and `more`.
+    let run = |more: &[&str]| -> Vec<String> {
+        ["run", "--rm", "--network", "none"]
+            .iter()
+            .chain(more)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let args = |all: &[&str]| -> Vec<String> { all.iter().map(|a| a.to_string()).collect() };
+    let cases: Vec<(&str, Vec<String>, Result<&str, &str>)> = vec![
+        // ci: run with its data directory, attached; no other host path, no exec.
+        (
+            "ci",
+            run(&[
+                "-v",
+                &bind,
+                &img,
+                "sh",
+                "-c",
+                "echo ok > /data/f && cat /data/f",
+            ]),
+            Ok("ok\n"),
+        ),
+        (
+            "ci",
+            run(&["-v", "/etc:/x", &img, "true"]),
+            Err("host directories listed in ALLOW_BIND_MOUNTS"),
+        ),
+        (
+            "ci",
+            args(&["exec", &sleeper, "true"]),
+            Err("this image allows it with ALLOW_EXEC=1"),
+        ),
+        ("ci", args(&["ps", "-q", "--filter", "id=NONE"]), Ok("")),
+        // traefik: reads containers, changes nothing.
+        (
+            "traefik",
+            args(&["ps", "-q", "--filter", "id=NONE"]),
+            Ok(""),
+        ),
+        (
+            "traefik",
+            run(&[&img, "true"]),
+            Err("tenant traefik: POST requests need POST=1"),
+        ),
+        (
+            "traefik",
+            args(&["rm", "-f", &sleeper]),
+            Err("tenant traefik: DELETE requests need DELETE=1"),
+        ),
+        (
+            "traefik",
+            args(&["images"]),
+            Err("this image allows it with IMAGES=1"),
+        ),
+        // The control: the proxy's own switches grant no container access.
+        (
+            "plain",
+            args(&["ps"]),
+            Err("this image allows it with CONTAINERS=1"),
+        ),
+        ("nobody", args(&["ps"]), Err("this client is in no tenant")),
+    ];
+    let mut failures = Vec::new();
+    for (tenant, args, want) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = as_tenant(tenant, &args);
+        let ok = match want {
+            Ok(stdout) => out.ok() && out.stdout_str() == *stdout,
+            Err(needle) => !out.ok() && out.stderr.contains(needle),
+        };
+        println!(
+            "  {tenant:8} {:50} {}",
+            args.join(" "),
+            if ok { "ok" } else { "NO" }
+        );
+        if !ok {
+            failures.push(format!("{tenant} {args:?}: want {want:?}: {}", out.brief()));
+        }
+    }
+    // Nothing of the refused requests reached the daemon: the sleeper still runs.
+    assert_eq!(
+        direct(&["inspect", "-f", "{{.State.Running}}", &sleeper]),
+        "true"
+    );
+    assert!(proxy.running(), "{}", proxy.logs().brief());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

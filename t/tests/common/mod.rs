@@ -55,6 +55,27 @@ pub fn image_tag() -> String {
     .clone()
 }
 
+/// What `docker run`, `exec`, `attach`, `logs`, `kill` and `rm` need from the image's
+/// allow-list (Tecnativa's newer switches).
+pub const RUN_AND_EXEC: &[(&str, &str)] = &[
+    ("CONTAINERS", "1"),
+    ("ALLOW_EXEC", "1"),
+    ("ALLOW_ATTACH", "1"),
+    ("ALLOW_LOGS", "1"),
+    ("ALLOW_KILL", "1"),
+    ("POST", "1"),
+    ("DELETE", "1"),
+];
+
+/// [`RUN_AND_EXEC`] and `more`.
+pub fn run_and_exec<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    RUN_AND_EXEC
+        .iter()
+        .copied()
+        .chain(more.iter().copied())
+        .collect()
+}
+
 /// A proxy container from the image, listening on 127.0.0.1:<port>; removed on drop.
 pub struct Proxy {
     pub id: String,
