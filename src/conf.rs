@@ -17,7 +17,7 @@ use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{Merge, MergeConfigError};
 use ngx::{ngx_conf_log_error, ngx_string};
 
-use docker_stream_logic::duration::parse_timeout;
+use docker_stream_logic::duration::{parse_timeout, MAX_MSEC};
 use docker_stream_logic::splice_mode::SpliceMode;
 
 use docker_stream_logic::guards::Guards;
@@ -77,6 +77,13 @@ impl LocConf {
 
     pub fn idle_timeout(&self) -> Option<ngx_msec_t> {
         (self.timeout != TIMEOUT_OFF).then_some(self.timeout)
+    }
+
+    /// The timer of a tunnel or a long-poll: the idle limit, or without one the longest
+    /// timer nginx takes (about 24 days, re-armed on traffic), so that a worker shutting
+    /// down gracefully still waits for the stream.
+    pub fn idle_timer(&self) -> ngx_msec_t {
+        self.idle_timeout().unwrap_or(MAX_MSEC as ngx_msec_t)
     }
 }
 

@@ -161,7 +161,7 @@ impl Direction {
         );
         if p.filled && can_send && is_empty(b) && !p.src_eof && !p.dst_error {
             let can_recv = !self.eof && !p.src_eof && !p.src_error;
-            if self.splice && self.lane.start(e.pool) {
+            if self.splice && self.lane.start() {
                 ngx::ngx_log_debug!((*e.src).log, "docker_stream: splice lane {}", self.name);
                 let more = splice::pump(e.src, e.dst, &mut self.lane, can_recv, true, received);
                 p.merge(more.into());

@@ -88,9 +88,8 @@ unsafe fn extend_read_timeout(
     r: *mut ngx_http_request_t,
     u: *mut ngx_http_upstream_t,
 ) -> Result<(), ()> {
-    let limit = DockerStreamModule::location_conf(&*r)
-        .and_then(|c| c.idle_timeout())
-        .unwrap_or(MAX_MSEC as ngx_msec_t);
+    let limit =
+        DockerStreamModule::location_conf(&*r).map_or(MAX_MSEC as ngx_msec_t, |c| c.idle_timer());
     if (*(*u).conf).read_timeout == limit {
         return Ok(());
     }

@@ -4,87 +4,68 @@
 //! userspace buffer) and its buffer is empty, so interactive and idle tunnels keep no
 //! pipe. TLS connections never get a lane (their bytes must pass through OpenSSL).
 
-use core::ffi::c_void;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use nginx_sys::{ngx_connection_t, ngx_pool_cleanup_add, ngx_pool_t, off_t};
+use nginx_sys::{ngx_connection_t, off_t};
 
 /// Bytes a pipe may hold; larger pipes mean fewer syscalls per MiB.
 const PIPE_SIZE: i32 = 256 * 1024;
 
-/// One direction's pipe. `fds` are -1 until the lane starts.
+/// One direction's pipe, `(read end, write end)` while the lane runs; dropping the lane
+/// (with the tunnel, when the request's pool goes) closes it.
 pub struct Lane {
-    fds: [i32; 2],
+    fds: Option<(OwnedFd, OwnedFd)>,
     /// Bytes in the pipe, not yet written to the destination.
     pub queued: usize,
-    /// The pool cleanup that closes the pipe is registered (once per tunnel).
-    cleanup: bool,
 }
 
 impl Lane {
     pub const fn new() -> Self {
         Lane {
-            fds: [-1, -1],
+            fds: None,
             queued: 0,
-            cleanup: false,
         }
     }
 
     pub fn active(&self) -> bool {
-        self.fds[0] >= 0
+        self.fds.is_some()
     }
 
-    /// Opens the pipe; its descriptors are closed with `pool`.
-    ///
-    /// # Safety
-    /// `pool` must be the request's pool, and `self` must live as long as it.
-    pub unsafe fn start(&mut self, pool: *mut ngx_pool_t) -> bool {
-        if !self.cleanup {
-            let cln = ngx_pool_cleanup_add(pool, 0);
-            if cln.is_null() {
-                return false;
-            }
-            (*cln).handler = Some(close_lane);
-            (*cln).data = (self as *mut Lane).cast();
-            self.cleanup = true;
-        }
+    /// Opens the pipe.
+    pub fn start(&mut self) -> bool {
         let mut fds = [-1i32; 2];
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) != 0 {
+        // SAFETY: pipe2 writes two descriptors into the array it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
             return false;
         }
+        // SAFETY: pipe2 succeeded: both are open descriptors that nothing else owns.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // A smaller pipe only costs more syscalls.
-        libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE);
-        self.fds = fds;
+        // SAFETY: fcntl on an open descriptor.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        self.fds = Some((read, write));
         true
     }
 
     /// Closes an empty pipe (a quiet tunnel); the next bulk read starts a new one.
     pub fn stop(&mut self) {
         if self.queued == 0 {
-            self.close();
+            self.fds = None;
         }
     }
 
     /// Drops what the pipe holds (its destination failed) and closes it.
     pub fn discard(&mut self) {
         self.queued = 0;
-        self.close();
+        self.fds = None;
     }
 
-    fn close(&mut self) {
-        for fd in &mut self.fds {
-            if *fd >= 0 {
-                // SAFETY: the descriptor is this lane's own open pipe end.
-                unsafe { libc::close(*fd) };
-                *fd = -1;
-            }
-        }
+    /// The pipe's `(read end, write end)`; -1 while the lane does not run.
+    fn raw(&self) -> (i32, i32) {
+        self.fds
+            .as_ref()
+            .map_or((-1, -1), |(r, w)| (r.as_raw_fd(), w.as_raw_fd()))
     }
-}
-
-unsafe extern "C" fn close_lane(data: *mut c_void) {
-    // SAFETY: registered by Lane::start with a Lane that lives in the same pool.
-    let lane = &mut *data.cast::<Lane>();
-    lane.close();
 }
 
 /// The outcome of [`pump`], as for the copying pump.
@@ -115,12 +96,13 @@ pub unsafe fn pump(
     mut received: Option<&mut off_t>,
 ) -> Spliced {
     let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    let (pipe_out, pipe_in) = lane.raw();
     let mut out = Spliced::default();
     loop {
         let mut progress = false;
         if can_send && lane.queued > 0 && (*(*dst).write).ready() != 0 {
             let n = libc::splice(
-                lane.fds[0],
+                pipe_out,
                 core::ptr::null_mut(),
                 (*dst).fd,
                 core::ptr::null_mut(),
@@ -144,7 +126,7 @@ pub unsafe fn pump(
                 let n = libc::splice(
                     (*src).fd,
                     core::ptr::null_mut(),
-                    lane.fds[1],
+                    pipe_in,
                     core::ptr::null_mut(),
                     room,
                     flags,

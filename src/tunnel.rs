@@ -22,8 +22,9 @@ use core::ptr;
 use nginx_sys::{
     ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_http_request_t,
     ngx_http_upstream_handler_pt, ngx_http_upstream_t, ngx_http_write_filter, ngx_int_t,
-    ngx_msec_t, ngx_pcalloc, ngx_post_event, ngx_posted_events, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
+    ngx_msec_t, ngx_post_event, ngx_posted_events, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
 };
+use ngx::core::Pool;
 use ngx::http::HttpModuleLocationConf;
 use ngx::ngx_log_error;
 
@@ -49,6 +50,8 @@ pub struct Tunnel {
     nginx_read_upstream: ngx_http_upstream_handler_pt,
     /// `docker_stream_timeout`; `None`: no idle limit.
     idle: Option<ngx_msec_t>,
+    /// The relay's timer: the idle limit, or the longest one (see `LocConf::idle_timer`).
+    timer: ngx_msec_t,
     /// Which directions may start splice(2) lanes (`docker_stream_splice`).
     splice: SpliceMode,
     /// daemon → client, through `u->buffer`.
@@ -95,20 +98,23 @@ pub unsafe fn get(r: *mut ngx_http_request_t) -> Option<&'static mut Tunnel> {
 /// `r` must be a valid main request with an upstream.
 pub unsafe fn attach(r: *mut ngx_http_request_t, mode: Mode) -> ngx_int_t {
     let u = (*r).upstream;
-    let t = ngx_pcalloc((*r).pool, core::mem::size_of::<Tunnel>()).cast::<Tunnel>();
-    if t.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
     let conf = DockerStreamModule::location_conf(&*r);
-    t.write(Tunnel {
+    // Dropped with the request's pool: the splice lanes close their pipes. (ngx 0.5.1's
+    // allocate writes before it checks the allocation: out of memory in a request pool
+    // is fatal here as in the crate's other users.)
+    let t = Pool::from_ngx_pool((*r).pool).allocate(Tunnel {
         mode,
         state: State::Attached,
         nginx_read_upstream: None,
         idle: conf.and_then(|c| c.idle_timeout()),
+        timer: conf.map_or(MAX_MSEC as ngx_msec_t, |c| c.idle_timer()),
         splice: conf.map_or(SpliceMode::Off, |c| c.splice_mode()),
         down: Direction::new("daemon->client", ptr::addr_of_mut!((*u).buffer)),
         up: Direction::new("client->daemon", ptr::addr_of_mut!((*u).from_client)),
     });
+    if t.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
     *(*r).ctx.add(module_ctx_index()) = t.cast();
     NGX_OK as ngx_int_t
 }
@@ -399,7 +405,7 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
     // Always a timer, even without an idle limit: a worker shutting down gracefully
     // (reload, binary upgrade) stays while timers that are not cancelable remain, and would
     // otherwise exit at once and cut every open tunnel.
-    let limit = t.idle.unwrap_or(MAX_MSEC as ngx_msec_t);
+    let limit = t.timer;
     if down.moved || up.moved || (*(*pc).read).timer_set() == 0 {
         nginx_sys::ngx_add_timer((*pc).read, limit);
     }

@@ -707,6 +707,7 @@ fn quiet_tunnel_gives_bulk_buffers_and_pipes_back() {
         );
         // `on`: both directions spliced.
         let lanes_per_burst = 2;
+
         assert_eq!(
             busy_pipes,
             idle_pipes + 2 * lanes_per_burst,
@@ -716,12 +717,31 @@ fn quiet_tunnel_gives_bulk_buffers_and_pipes_back() {
             quiet_pipes, idle_pipes,
             "pipes after a quiet second (daemon on TCP: {tcp})"
         );
-        // Each burst started its lanes or grew its buffers anew.
+        // A client that goes away mid-burst: the tunnel's lanes go with the request's
+        // pool, pipes and all.
+        let mut conn = Conn::connect(&nginx.addr());
+        let r = raw::request(&mut conn, &post("/containers/x/attach", true));
+        let third = nds_tests::pseudo_random(8 << 20, 23);
+        let got = stream_echo(&mut conn, r.rest, &third, 0, false);
+        assert!(got == third, "third burst differs (daemon on TCP: {tcp})");
+        let live_pipes = pipes();
+        drop(conn);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pipes() != idle_pipes && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            live_pipes > idle_pipes && pipes() == idle_pipes,
+            "pipes: {idle_pipes} idle, {live_pipes} live, {} after the client left (daemon on TCP: {tcp})",
+            pipes()
+        );
+        // Each burst (two on the first tunnel, one on the second) started its lanes or
+        // grew its buffers anew.
         for lane in ["daemon->client", "client->daemon"] {
             let (spliced, copied) = lanes(&nginx, lane);
             assert_eq!(
                 spliced + copied,
-                2,
+                3,
                 "daemon on TCP: {tcp}, {lane}: {spliced} {copied}"
             );
         }
