@@ -26,7 +26,7 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 
-use ngx::{ngx_log_error, ngx_string};
+use ngx::ngx_string;
 
 use docker_stream_logic::guards::{
     check_body, check_build_query, refuse_unreadable, Body, Guards, Refusal,
@@ -339,12 +339,7 @@ unsafe fn refuse(
     // Recorded first: the hint may name `$docker_api_rule`.
     record(r, false, rule);
     let message = with_hint(r, message);
-    ngx_log_error!(
-        NGX_LOG_ERR,
-        (*(*r).connection).log,
-        "docker_api: {}",
-        message
-    );
+    api_log!(NGX_LOG_ERR, (*(*r).connection).log, "{}", message);
     let body = format!("{{\"message\":{}}}\n", json_string(&message));
     let data = ngx_pnalloc((*r).pool, body.len()).cast::<u8>();
     if data.is_null() {

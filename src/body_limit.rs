@@ -10,7 +10,6 @@ use nginx_sys::{
     ngx_http_top_request_body_filter, ngx_int_t, NGX_ERROR, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
     NGX_LOG_ERR, NGX_OK,
 };
-use ngx::ngx_log_error;
 
 use crate::{api_rules, guard, marks};
 
@@ -59,10 +58,10 @@ unsafe extern "C" fn filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t)
                 cl = (*cl).next;
             }
             if (*b).seen > (*b).limit {
-                ngx_log_error!(
+                api_log!(
                     NGX_LOG_ERR,
                     log,
-                    "docker_api: the body is larger than docker_api_guard_body_size ({} bytes), refused unchecked",
+                    "the body is larger than docker_api_guard_body_size ({} bytes), refused unchecked",
                     (*b).limit
                 );
                 api_rules::record(r, false, "docker_api_guard_body_size");

@@ -10,7 +10,6 @@ use nginx_sys::{
     ngx_buf_t, ngx_connection_t, ngx_int_t, ngx_palloc, ngx_pfree, ngx_pool_t, off_t, NGX_AGAIN,
     NGX_ERROR, NGX_LOG_INFO, NGX_OK,
 };
-use ngx::ngx_log_error;
 
 use crate::splice::{self, Lane};
 
@@ -162,11 +161,11 @@ impl Direction {
         if p.filled && can_send && is_empty(b) && !p.src_eof && !p.dst_error {
             let can_recv = !self.eof && !p.src_eof && !p.src_error;
             if self.splice && self.lane.start() {
-                ngx::ngx_log_debug!((*e.src).log, "docker_stream: splice lane {}", self.name);
+                stream_debug!((*e.src).log, "splice lane {}", self.name);
                 let more = splice::pump(e.src, e.dst, &mut self.lane, can_recv, true, received);
                 p.merge(more.into());
             } else if grow_buf(e.pool, b) {
-                ngx::ngx_log_debug!((*e.src).log, "docker_stream: bulk buffer {}", self.name);
+                stream_debug!((*e.src).log, "bulk buffer {}", self.name);
                 p.merge(pump(e.src, e.dst, b, can_recv, true, received));
             }
         }
@@ -365,11 +364,7 @@ unsafe fn shut_write(c: *mut ngx_connection_t) -> Shut {
         let err = std::io::Error::last_os_error();
         // ENOTCONN: the peer already closed; the relay will see its EOF.
         if err.raw_os_error() != Some(libc::ENOTCONN) {
-            ngx_log_error!(
-                NGX_LOG_INFO,
-                (*c).log,
-                "docker_stream: shutdown() failed: {err}"
-            );
+            stream_log!(NGX_LOG_INFO, (*c).log, "shutdown() failed: {err}");
         }
     }
     Shut::Done
@@ -398,10 +393,10 @@ unsafe fn tls_close_notify(c: *mut ngx_connection_t) -> Shut {
         SSL_ERROR_WANT_READ => Shut::Done,
         e => {
             ERR_clear_error();
-            ngx_log_error!(
+            stream_log!(
                 NGX_LOG_INFO,
                 (*c).log,
-                "docker_stream: SSL_shutdown() failed (SSL error {e}); the end of the \
+                "SSL_shutdown() failed (SSL error {e}); the end of the \
                  client's input was not passed on"
             );
             Shut::Done

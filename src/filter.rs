@@ -13,7 +13,6 @@ use nginx_sys::{
     NGX_HTTP_VERSION_20, NGX_HTTP_VERSION_NOT_SUPPORTED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, Request};
-use ngx::ngx_log_error;
 
 use crate::tunnel::{self, Mode};
 use crate::{guard, reset, DockerStreamModule};
@@ -139,12 +138,16 @@ unsafe extern "C" fn top_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t 
                 }
             }
             if (*r).http_version >= NGX_HTTP_VERSION_20 as usize && is_stream_2xx(r) {
-                ngx_log_error!(
+                let major = if (*r).http_version >= HTTP_VERSION_3 {
+                    3
+                } else {
+                    2
+                };
+                stream_log!(
                     NGX_LOG_ERR,
                     log,
-                    "docker_stream: the daemon hijacked the connection, which HTTP/{} cannot carry; \
-                     the client must use HTTP/1.1",
-                    if (*r).http_version >= HTTP_VERSION_3 { 3 } else { 2 }
+                    "the daemon hijacked the connection, which HTTP/{major} cannot carry; \
+                     the client must use HTTP/1.1"
                 );
                 return NGX_HTTP_VERSION_NOT_SUPPORTED as ngx_int_t;
             }
@@ -194,10 +197,10 @@ unsafe fn switch_to_tunnel(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
     if (*u).headers_in.content_length_n >= 0 || (*u).headers_in.chunked() != 0 {
         // A framed body ends by itself: it is an ordinary response, not a hijack.
-        ngx_log_error!(
+        stream_log!(
             NGX_LOG_INFO,
             (*(*r).connection).log,
-            "docker_stream: raw-stream response with a framed body is passed as is"
+            "raw-stream response with a framed body is passed as is"
         );
         return OK;
     }

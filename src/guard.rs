@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_log_t, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_EMERG};
 use ngx::core::NGX_CONF_ERROR;
-use ngx::{ngx_conf_log_error, ngx_log_error};
+use ngx::ngx_conf_log_error;
 
 fn message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
@@ -37,12 +37,7 @@ pub fn catch_status(log: *mut ngx_log_t, f: impl FnOnce() -> ngx_int_t) -> ngx_i
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(p) => {
-            ngx_log_error!(
-                NGX_LOG_ALERT,
-                log,
-                "docker_stream: internal error: {}",
-                message(&*p)
-            );
+            stream_log!(NGX_LOG_ALERT, log, "internal error: {}", message(&*p));
             NGX_ERROR as ngx_int_t
         }
     }
@@ -51,12 +46,7 @@ pub fn catch_status(log: *mut ngx_log_t, f: impl FnOnce() -> ngx_int_t) -> ngx_i
 /// For event handlers: a panic is logged and `on_panic` runs (it must not panic itself).
 pub fn catch_event(log: *mut ngx_log_t, f: impl FnOnce(), on_panic: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-        ngx_log_error!(
-            NGX_LOG_ALERT,
-            log,
-            "docker_stream: internal error: {}",
-            message(&*p)
-        );
+        stream_log!(NGX_LOG_ALERT, log, "internal error: {}", message(&*p));
         on_panic();
     }
 }

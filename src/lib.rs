@@ -16,6 +16,9 @@ use core::ptr;
 use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_HTTP_MODULE};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
+#[macro_use]
+mod log;
+
 mod api_conf;
 mod api_rules;
 mod body_limit;

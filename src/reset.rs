@@ -10,7 +10,6 @@ use nginx_sys::{
     ngx_connection_log_error_e_NGX_ERROR_IGNORE_ECONNRESET as IGNORE_ECONNRESET, ngx_connection_t,
     ngx_http_upstream_t, ngx_io, u_char, NGX_LOG_INFO,
 };
-use ngx::ngx_log_error;
 
 /// Takes a reset of the daemon's plain connection as the end of a response that ends at
 /// the close. TLS connections keep nginx's handling: there a reset is no end (the end is
@@ -47,10 +46,10 @@ unsafe extern "C" fn recv(
     let rev = unsafe { &mut *(*c).read };
     if n == 0 && rev.eof() == 0 {
         rev.set_eof(1);
-        ngx_log_error!(
+        stream_log!(
             NGX_LOG_INFO,
             (*c).log,
-            "docker_stream: the daemon reset the connection after its response, with request \
+            "the daemon reset the connection after its response, with request \
              bytes unread; the response ends there"
         );
     }

@@ -26,7 +26,6 @@ use nginx_sys::{
 };
 use ngx::core::Pool;
 use ngx::http::HttpModuleLocationConf;
-use ngx::ngx_log_error;
 
 use docker_stream_logic::duration::MAX_MSEC;
 use docker_stream_logic::splice_mode::SpliceMode;
@@ -377,10 +376,10 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
     }
     if up.dst_error && !t.up.write_failed {
         t.up.write_failed = true;
-        ngx_log_error!(
+        stream_log!(
             NGX_LOG_INFO,
             log,
-            "docker_stream: the daemon stopped reading, discarding the client's further input"
+            "the daemon stopped reading, discarding the client's further input"
         );
     }
 
@@ -442,7 +441,7 @@ unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
     };
     if how != End::Internal {
         // Formatted by the macro, only when info lines are logged.
-        ngx_log_error!(NGX_LOG_INFO, (*c).log, "docker_stream: {line}");
+        stream_log!(NGX_LOG_INFO, (*c).log, "{line}");
     }
     let end = match how {
         End::Done => 0,
