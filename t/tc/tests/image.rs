@@ -51,7 +51,8 @@ fn testcontainers_runs_the_image_and_hijacks_work_through_it() {
     let image = GenericImage::new(name, version)
         .with_env_var("LISTEN", format!("127.0.0.1:{port}"))
         .with_env_var("CONTAINERS", "1")
-        .with_env_var("EXEC", "1")
+        .with_env_var("ALLOW_EXEC", "1")
+        .with_env_var("ALLOW_ATTACH", "1")
         .with_env_var("POST", "1")
         .with_volume(sock.clone(), "/var/run/docker.sock")
         .with_wait_for(WaitFor::message_on_stderr("Docker API proxy:"));
