@@ -52,7 +52,9 @@ RUN apt-get update \
 COPY nginx-config/docker-api.conf /etc/nginx/docker-api.conf
 COPY image/error-pages.conf /etc/nginx/nds-error-pages.conf
 COPY image/error-locations.conf /etc/nginx/nds-error-locations.conf
-COPY image/nginx.conf.template image/upstream-tls.conf.template image/allowlist /usr/local/share/nds/
+COPY image/nginx.conf.template image/upstream-tls.conf.template image/tls.conf.template \
+     image/tls-client-certs.conf.template image/auth-location.conf image/auth-server.conf.template \
+     image/allowlist /usr/local/share/nds/
 COPY image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 # The module loads into this nginx and the default settings render a valid configuration.
 RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t

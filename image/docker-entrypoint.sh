@@ -632,83 +632,28 @@ else
     add_listener LISTEN "${LISTEN:-2375}" 0
 fi
 
+# TLS, client certificates and auth_request: templates rendered into /etc/nginx and
+# included where they apply.
 tls_directives=
 if [ "$tls" = 1 ]; then
-    tls_directives="
-        # TLS (docker --tlsverify, DOCKER_TLS_VERIFY=1). No HTTP/2: hijacked streams need
-        # HTTP/1.1, and the docker CLI does not offer h2.
-        ssl_certificate $tls_cert;
-        ssl_certificate_key $tls_key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        error_page 497 = @nds_tls_plain;
-        location @nds_tls_plain {
-            return 400 '{\"message\": \"plain HTTP request sent to the TLS listener of the Docker API proxy: use docker --tlsverify (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)\"}\\n';
-        }"
+    export NDS_TLS_CERT=$tls_cert NDS_TLS_KEY=$tls_key NDS_TLS_CA=$tls_ca
+    envsubst '${NDS_TLS_CERT} ${NDS_TLS_KEY}' <"$share/tls.conf.template" >/etc/nginx/nds-tls.conf
+    tls_directives="        include /etc/nginx/nds-tls.conf;"
     if [ "$verify" = 1 ]; then
-        tls_directives+="
-        # Client certificates signed by this CA only, as dockerd --tlsverify.
-        ssl_client_certificate $tls_ca;
-        ssl_verify_client on;
-        ssl_verify_depth 3;${tls_crl:+
-        ssl_crl $tls_crl;}
-        error_page 495 = @nds_tls_bad_cert;
-        error_page 496 = @nds_tls_no_cert;
-        location @nds_tls_bad_cert {
-            return 403 '{\"message\": \"the Docker API proxy rejected the client certificate (\$ssl_client_verify)\"}\\n';
-        }
-        location @nds_tls_no_cert {
-            return 403 '{\"message\": \"the Docker API proxy requires a client certificate: docker --tlsverify --tlscacert ca.pem --tlscert cert.pem --tlskey key.pem, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH\"}\\n';
-        }"
+        {
+            envsubst '${NDS_TLS_CA}' <"$share/tls-client-certs.conf.template"
+            [ -z "$tls_crl" ] || printf 'ssl_crl %s;\n' "$tls_crl"
+        } >/etc/nginx/nds-tls-client-certs.conf
+        tls_directives+=$'\n'"        include /etc/nginx/nds-tls-client-certs.conf;"
     fi
 fi
 
 auth_location= auth_server=
 if [ "$auth" = 1 ]; then
-    auth_location="
-            # Every request, hijacked ones included, is first checked by the
-            # authentication service (AUTH_URL) with the client's headers.
-            auth_request /_nds_auth;
-            auth_request_set \$nds_auth_status \$upstream_status;
-            error_page 401 = @nds_auth_401;
-            error_page 403 = @nds_auth_403;
-            error_page 500 = @nds_auth_error;"
-    auth_server="
-        location = /_nds_auth {
-            internal;
-            proxy_pass $auth_url;
-            # The client's headers (a token from config.json \"HttpHeaders\",
-            # Authorization), not its body.
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length \"\";
-            proxy_set_header Transfer-Encoding \"\";
-            # What is asked, by whom (set here, so a client cannot forge them).
-            proxy_set_header X-Original-Method \$request_method;
-            # The path as the daemon will receive it (normalized, escaped), and the
-            # request target as the client sent it.
-            proxy_set_header X-Original-URI \$docker_uri;
-            proxy_set_header X-Original-Raw-URI \$request_uri;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Client-Cert-Subject \$ssl_client_s_dn;
-            proxy_set_header X-Client-Cert-Verify \$ssl_client_verify;
-            proxy_connect_timeout $auth_timeout;
-            proxy_send_timeout $auth_timeout;
-            proxy_read_timeout $auth_timeout;
-        }
-        location @nds_auth_401 {
-            return 401 '{\"message\": \"the Docker API proxy: authentication required, the authentication service refused the request (401)\"}\\n';
-        }
-        location @nds_auth_403 {
-            return 403 '{\"message\": \"the Docker API proxy: the authentication service denied the request (403)\"}\\n';
-        }
-        location @nds_auth_error {
-            # An authentication service that is down, slow or answers anything but
-            # 2xx, 401 or 403: refused, never let through.
-            if (\$nds_auth_status = \"\") {
-                return 500 '{\"message\": \"internal error in the Docker API proxy\"}\\n';
-            }
-            return 502 '{\"message\": \"the Docker API proxy could not check the request with the authentication service (status \$nds_auth_status); refused\"}\\n';
-        }"
+    export NDS_AUTH_URL=$auth_url NDS_AUTH_TIMEOUT=$auth_timeout
+    envsubst '${NDS_AUTH_URL} ${NDS_AUTH_TIMEOUT}' <"$share/auth-server.conf.template" >/etc/nginx/nds-auth-server.conf
+    auth_location="            include $share/auth-location.conf;"
+    auth_server="        include /etc/nginx/nds-auth-server.conf;"
 fi
 
 # --- logging and processes ------------------------------------------------------------
