@@ -49,6 +49,11 @@ pub struct LocConf {
     pub body_limit: Option<usize>,
     /// `docker_api_refusal_hint`, compiled by nginx's complex value slot; null while unset.
     pub refusal_hint: *mut ngx_http_complex_value_t,
+    /// `client_max_body_size` is set at this level or an enclosing one (`body_size`).
+    pub body_size_set: bool,
+    /// The location proxies: it has a content handler, or it is an `if` or
+    /// `limit_except` block of one that does (known after the merge).
+    pub proxies: bool,
 }
 
 impl Default for LocConf {
@@ -62,6 +67,8 @@ impl Default for LocConf {
             guards_set: [false; 3],
             body_limit: None,
             refusal_hint: ptr::null_mut(),
+            body_size_set: false,
+            proxies: false,
         }
     }
 }
@@ -109,6 +116,7 @@ impl Merge for LocConf {
         if self.refusal_hint.is_null() {
             self.refusal_hint = prev.refusal_hint;
         }
+        self.body_size_set |= prev.body_size_set;
         if self.timeout == UNSET_MSEC {
             self.timeout = if prev.timeout == UNSET_MSEC {
                 TIMEOUT_OFF
@@ -127,8 +135,11 @@ pub const DEFAULT_GUARD_BODY_LIMIT: usize = 1024 * 1024;
 const NGINX_DEFAULT_BODY_LIMIT: off_t = 1024 * 1024;
 
 /// Merges as usual, then lifts nginx's default 1 MiB request body limit in locations
-/// where `docker_stream` is on: `docker cp`, `build` and `load` send archives of any size,
-/// and the daemon sets no limit. Any other `client_max_body_size` is kept.
+/// that proxy (have a content handler, `proxy_pass`, or are an `if` or `limit_except`
+/// block of one) with `docker_stream` on: `docker
+/// cp`, `build` and `load` send archives of any size, and the daemon sets no limit. A
+/// `client_max_body_size` the configuration sets, here or at an enclosing level, is kept
+/// (`body_size`), and so is the default in locations that serve files.
 ///
 /// # Safety
 /// Called by nginx with the parent's and this location's `LocConf`, while `cf->ctx`
@@ -146,15 +157,19 @@ pub unsafe fn merge_loc_conf(
             if conf.merge(prev).is_err() {
                 return NGX_CONF_ERROR;
             }
-            if conf.enabled() {
-                let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
-                let index = (*ptr::addr_of!(ngx_http_core_module)).ctx_index;
-                let clcf = (*(*ctx).loc_conf.add(index)).cast::<ngx_http_core_loc_conf_t>();
-                if let Some(clcf) = clcf.as_mut() {
-                    if clcf.client_max_body_size == NGINX_DEFAULT_BODY_LIMIT {
-                        clcf.client_max_body_size = 0;
-                    }
-                }
+            let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+            let index = (*ptr::addr_of!(ngx_http_core_module)).ctx_index;
+            let clcf = (*(*ctx).loc_conf.add(index)).cast::<ngx_http_core_loc_conf_t>();
+            let Some(clcf) = clcf.as_mut() else {
+                return NGX_CONF_OK;
+            };
+            conf.proxies = clcf.handler.is_some() || (clcf.noname() != 0 && prev.proxies);
+            if conf.enabled()
+                && conf.proxies
+                && !conf.body_size_set
+                && clcf.client_max_body_size == NGINX_DEFAULT_BODY_LIMIT
+            {
+                clcf.client_max_body_size = 0;
             }
             NGX_CONF_OK
         }

@@ -22,6 +22,7 @@ mod log;
 mod api_conf;
 mod api_rules;
 mod body_limit;
+mod body_size;
 mod conf;
 mod direction;
 mod expect;
@@ -48,10 +49,15 @@ impl HttpModule for DockerStreamModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        if body_size::wrap(cf) != nginx_sys::NGX_OK as ngx_int_t {
+            return nginx_sys::NGX_ERROR as ngx_int_t;
+        }
         variables::register(cf)
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // The http block is parsed: client_max_body_size is nginx's alone again.
+        body_size::restore();
         // The rules' check must run before expect's release of a held 100 Continue, and
         // handlers pushed later run earlier.
         if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t

@@ -915,3 +915,153 @@ fn expect_100_continue_only_where_the_body_is_wanted() {
         nginx.assert_healthy();
     }
 }
+
+/// The body-size lift: nginx's default 1 MiB `client_max_body_size` is lifted where the
+/// module proxies (an `if` block in such a location included), and kept where a location
+/// serves files or the configuration sets the value itself, `1m` included, at the
+/// location or around it. `docker_stream off` is the control: stock nginx's 413.
+#[test]
+fn body_size_lift_only_where_it_proxies_and_was_not_set() {
+    let fake = FakeDaemon::start_body_unread(|h, mut r| {
+        let chunked = h
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let got = if chunked {
+            // Up to the last chunk (nginx re-chunks what it buffered).
+            let mut body = Vec::new();
+            let mut byte = [0u8; 1];
+            while !body.ends_with(b"\r\n0\r\n\r\n") && r.read(&mut byte).unwrap_or(0) == 1 {
+                body.push(byte[0]);
+            }
+            body.len()
+        } else {
+            let n: usize = h
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; n];
+            r.read_exact(&mut body).map_or(0, |()| n)
+        };
+        let text = format!("{got}\n");
+        let _ = write_all(
+            &mut r,
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{text}",
+                text.len()
+            )
+            .as_bytes(),
+        );
+    });
+    let pass = format!("proxy_pass http://{};", fake.upstream());
+    let files = tempfile::tempdir().unwrap();
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.server = format!(
+        "location /files/ {{ root {}; }}
+        location /explicit/ {{ client_max_body_size 1m; {pass} }}
+        location /outer/ {{ client_max_body_size 1m; location /outer/inner/ {{ {pass} }} }}
+        location /iffy/ {{ if ($arg_x) {{ set $y 1; }} {pass} }}
+        location /off/ {{ docker_stream off; {pass} }}",
+        files.path().display()
+    );
+    let nginx = Nginx::start(&conf);
+    let size = 2 << 20;
+    let body = vec![b'x'; size];
+    let status = |path: &str, chunked: bool, send_body: bool| -> u16 {
+        let mut conn = Conn::connect(&nginx.addr());
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {size}")
+        };
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: d\r\n{framing}\r\nConnection: close\r\n\r\n");
+        conn.write_all(head.as_bytes()).unwrap();
+        if send_body {
+            if chunked {
+                for part in body.chunks(64 << 10) {
+                    let _ = conn.write_all(format!("{:x}\r\n", part.len()).as_bytes());
+                    let _ = conn.write_all(part);
+                    let _ = conn.write_all(b"\r\n");
+                }
+                let _ = conn.write_all(b"0\r\n\r\n");
+            } else {
+                let _ = conn.write_all(&body);
+            }
+        }
+        raw::read_head(&mut conn).status()
+    };
+    let cases: &[(&str, bool, bool, u16)] = &[
+        // (path, chunked, send the body, status)
+        ("/containers/x/archive", false, true, 200),
+        ("/containers/x/archive", true, true, 200),
+        ("/iffy/archive?x=1", true, true, 200),
+        ("/files/archive", false, false, 413),
+        ("/explicit/archive", false, false, 413),
+        ("/outer/inner/archive", false, false, 413),
+        ("/off/archive", false, false, 413),
+    ];
+    let mut failures = Vec::new();
+    for &(path, chunked, send, want) in cases {
+        let got = status(path, chunked, send);
+        println!("  POST {path:24} chunked={chunked:5} {got} (want {want})");
+        if got != want {
+            failures.push(format!("{path} chunked={chunked}: {got}, want {want}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    nginx.assert_healthy();
+}
+
+/// The body-size lift patches nginx's `client_max_body_size` handler only while the
+/// configuration that loads the module is parsed: two reloads into a configuration
+/// without the module parse the directive with nginx's own handler again, and it limits
+/// as set (a handler the restore left broken fails the first reload).
+#[test]
+fn reloads_without_the_module_parse_client_max_body_size() {
+    let fake = FakeDaemon::start(|_h, mut r| {
+        let _ = write_all(
+            &mut r,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    });
+    let mut conf = NginxConf::new(true, Recipe::Defaults, &fake.upstream());
+    conf.http = "client_max_body_size 3m;".into();
+    let nginx = Nginx::start(&conf);
+    let master = nginx.master_pid();
+    let without: String = std::fs::read_to_string(nginx.config_path())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("load_module"))
+        .map(|l| l.replace("ds=$docker_stream", "ds=-") + "\n")
+        .collect();
+    std::fs::write(nginx.config_path(), without).unwrap();
+    for round in 0..2 {
+        let before = nginx.worker_pids();
+        // SAFETY: a signal to the master this test started.
+        assert_eq!(unsafe { libc::kill(master, libc::SIGHUP) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while nginx.worker_pids() == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above; signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(master, 0) } == 0;
+        assert!(
+            alive && nginx.worker_pids() != before,
+            "reload {round}: {}",
+            nginx.error_log()
+        );
+    }
+    let post = |size: usize| -> u16 {
+        let mut conn = Conn::connect(&nginx.addr());
+        let head = format!("POST /x HTTP/1.1\r\nHost: d\r\nContent-Length: {size}\r\n\r\n");
+        conn.write_all(head.as_bytes()).unwrap();
+        raw::read_head(&mut conn).status()
+    };
+    assert_eq!(post(4 << 20), 413, "{}", nginx.error_log());
+    let log = nginx.error_log();
+    assert!(
+        !log.contains("[alert]") && !log.contains("[emerg]"),
+        "{log}"
+    );
+}
