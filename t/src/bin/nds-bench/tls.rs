@@ -12,6 +12,7 @@ use nds_tests::certs::Certs;
 use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{free_port, Nginx, NginxConf, Recipe};
 
+use super::cost::cpu_seconds;
 use super::{wait_port, which, Report, Stat};
 
 /// One way to reach the daemon: the CLI's flags and the processes whose CPU time counts.
@@ -21,27 +22,6 @@ struct Path_ {
     flags: Vec<String>,
     /// The proxy's processes (empty for the direct connection).
     pids: Vec<u32>,
-}
-
-/// User + system CPU seconds of `pids` (whole thread groups) so far.
-fn cpu_seconds(pids: &[u32]) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    pids.iter()
-        .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Fields after the command name (which may hold spaces): state is field 3,
-            // utime and stime are fields 14 and 15.
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = |i: usize| {
-                f.get(i - 3)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            (ticks(14) + ticks(15)) / hz
-        })
-        .sum()
 }
 
 fn tls_flags(host: String, certs: &Certs) -> Vec<String> {
