@@ -764,7 +764,11 @@ else
     [ "$auth" = 0 ] || route="            auth_request_set \$nds_auth_tenant \$upstream_http_x_docker_tenant;"$'\n'
     route+="            # The tenant's own location, chosen after authentication: try_files acts
             # after the access phase (the file never exists).
-            try_files /.nds-tenant @nds_tenant_\$nds_tenant;"
+            try_files /.nds-tenant @nds_tenant_\$nds_tenant;
+            # docker cp, build and load send bodies of any size. This location proxies
+            # nothing itself (the tenant's does, with docker-api.conf), so the module
+            # does not lift nginx's 1 MiB default here.
+            client_max_body_size 0;"
     daemon_locations="        # One location per tenant: @nds_tenant_NAME.
         include $tenants_server;
         location @nds_tenant_ {

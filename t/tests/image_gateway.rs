@@ -565,8 +565,8 @@ fn image_gateway_tenants_with_their_own_switches() {
     std::fs::write(
         dir.path().join("tenants.conf"),
         format!(
-            "ci       -  auth  CONTAINERS=1 ALLOW_ATTACH=1 ALLOW_BIND_MOUNTS={}\n\
-             traefik  -  auth  CONTAINERS=1 POST=0 DELETE=0\n\
+            "ci       -  auth  CONTAINERS=1 ALLOW_ATTACH=1 ALLOW_ARCHIVE=1 ALLOW_BIND_MOUNTS={}\n\
+             traefik  -  auth  CONTAINERS=1 POST=0 DELETE=0 PUT=0\n\
              plain    -  auth\n",
             data.path().display()
         ),
@@ -581,11 +581,33 @@ fn image_gateway_tenants_with_their_own_switches() {
             ("AUTH_URL", &url),
             ("POST", "1"),
             ("DELETE", "1"),
+            ("PUT", "1"),
         ],
         &["-v", &mount],
     );
     let host = proxy.host();
     let cli = Cli::setup();
+    // A body over nginx's 1 MiB default, with a Content-Length (checked where the
+    // request first lands, before the tenant's location): it reaches the daemon, which
+    // answers for the container that does not exist.
+    {
+        let mut conn = nds_tests::raw::Conn::connect(&proxy.addr());
+        let size = 2 << 20;
+        let head = format!(
+            "PUT /containers/nds-no-such-container/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\n\
+             X-Auth-Token: tenant-ci\r\nContent-Type: application/x-tar\r\n\
+             Content-Length: {size}\r\nConnection: close\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut conn, head.as_bytes()).unwrap();
+        let _ = std::io::Write::write_all(&mut conn, &vec![0u8; size]);
+        let r = nds_tests::raw::read_head(&mut conn);
+        assert_eq!(
+            r.status(),
+            404,
+            "a 2 MiB archive for tenant ci: {}",
+            r.status_line
+        );
+    }
     let configs: Vec<(&str, tempfile::TempDir)> = ["ci", "traefik", "plain", "nobody"]
         .iter()
         .map(|t| (*t, docker_config(Some(&format!("tenant-{t}")))))
