@@ -15,6 +15,7 @@ pub mod fake;
 pub mod nginx;
 pub mod podman;
 pub mod raw;
+pub mod synthetic;
 
 use std::path::PathBuf;
 

@@ -12,8 +12,10 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use super::{open, wait_port, Peers, Report, Stat, Target};
 use nds_tests::free_port;
+
+use crate::peers::{open, wait_port, Peers, Stream, Target};
+use crate::report::{Report, Stat};
 
 /// User + system CPU seconds of `pids` (whole thread groups) so far, with their
 /// children: those that ended and were waited for (cutime, cstime) and those still
@@ -247,7 +249,7 @@ pub fn setup_table(report: &mut Report, peers: &Peers, sessions: usize, rounds: 
                 let (mut s, _) = open(&t.target, "/down/0");
                 let mut rest = Vec::new();
                 let _ = s.io().read_to_end(&mut rest);
-                if let super::Stream::Tcp(tcp) = &s {
+                if let Stream::Tcp(tcp) = &s {
                     let _ = tcp.shutdown(Shutdown::Both);
                 }
             }

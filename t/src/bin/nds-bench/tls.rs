@@ -12,8 +12,9 @@ use nds_tests::certs::Certs;
 use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{free_port, Nginx, NginxConf, Recipe};
 
-use super::cost::cpu_seconds;
-use super::{wait_port, which, Report, Stat};
+use crate::cost::cpu_seconds;
+use crate::peers::{wait_port, which};
+use crate::report::{Report, Stat};
 
 /// One way to reach the daemon: the CLI's flags and the processes whose CPU time counts.
 struct Path_ {
