@@ -163,6 +163,15 @@ pub fn start_haproxy(daemon: &Target) -> Option<(Child, u16, tempfile::TempDir)>
          timeout server 1h\n  timeout tunnel 1h\nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend b\n\
          backend b\n  server s {server}\n"
     );
+    run_haproxy(dir, port, &cfg)
+}
+
+/// HAProxy with `cfg` (written into `dir`), once it listens on `port`.
+pub fn run_haproxy(
+    dir: tempfile::TempDir,
+    port: u16,
+    cfg: &str,
+) -> Option<(Child, u16, tempfile::TempDir)> {
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, cfg).unwrap();
     let child = Command::new("haproxy")

@@ -5,7 +5,7 @@
 //! termination.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Instant;
 
 use nds_tests::certs::Certs;
@@ -13,7 +13,7 @@ use nds_tests::dockerd::PrivateDockerd;
 use nds_tests::{free_port, Nginx, NginxConf, Recipe};
 
 use crate::cost::cpu_seconds;
-use crate::peers::{wait_port, which};
+use crate::peers::{run_haproxy, which};
 use crate::report::{Report, Stat};
 
 /// One way to reach the daemon: the CLI's flags and the processes whose CPU time counts.
@@ -74,17 +74,7 @@ fn start_haproxy(
          ca-file {ca} verify required\n  default_backend b\nbackend b\n  server s {server}\n",
         server_pem.display()
     );
-    let path = dir.path().join("haproxy.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-f")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    wait_port(port);
-    Some((child, port, dir))
+    run_haproxy(dir, port, &cfg)
 }
 
 pub fn real_docker_tls(report: &mut Report, quick: bool) {
