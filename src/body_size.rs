@@ -14,12 +14,13 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_module, ngx_int_t,
-    ngx_pool_cleanup_add, NGX_ERROR, NGX_OK,
+    ngx_command_t, ngx_conf_t, ngx_http_core_module, ngx_int_t, ngx_pool_cleanup_add, NGX_ERROR,
+    NGX_OK,
 };
 use ngx::core::NGX_CONF_OK;
+use ngx::http::HttpModuleLocationConf;
 
-use crate::conf::LocConf;
+use crate::DockerStreamModule;
 
 type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
 
@@ -116,10 +117,7 @@ unsafe extern "C" fn set_noting(
             };
             let rv = set(cf, cmd, conf);
             if rv == NGX_CONF_OK && loaded_in(cf) {
-                let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
-                let index = (*ptr::addr_of!(crate::ngx_http_docker_stream_module)).ctx_index;
-                let ours = (*(*ctx).loc_conf.add(index)).cast::<LocConf>();
-                if let Some(ours) = ours.as_mut() {
+                if let Some(ours) = DockerStreamModule::location_conf_mut(&*cf) {
                     ours.body_size_set = true;
                 }
             }

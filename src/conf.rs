@@ -7,14 +7,13 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_complex_value_t,
-    ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_module,
     ngx_http_set_complex_value_slot, ngx_msec_t, ngx_str_t, ngx_uint_t, off_t, NGX_CONF_1MORE,
     NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
     NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
     NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::http::{Merge, MergeConfigError};
+use ngx::http::{HttpModuleLocationConf, Merge, MergeConfigError, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use docker_stream_logic::duration::{parse_timeout, MAX_MSEC};
@@ -157,10 +156,7 @@ pub unsafe fn merge_loc_conf(
             if conf.merge(prev).is_err() {
                 return NGX_CONF_ERROR;
             }
-            let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
-            let index = (*ptr::addr_of!(ngx_http_core_module)).ctx_index;
-            let clcf = (*(*ctx).loc_conf.add(index)).cast::<ngx_http_core_loc_conf_t>();
-            let Some(clcf) = clcf.as_mut() else {
+            let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
                 return NGX_CONF_OK;
             };
             conf.proxies = clcf.handler.is_some() || (clcf.noname() != 0 && prev.proxies);
