@@ -13,11 +13,8 @@
 use core::ffi::{c_char, c_void};
 use core::ptr;
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_core_module, ngx_int_t, ngx_pool_cleanup_add, NGX_ERROR,
-    NGX_OK,
-};
-use ngx::core::NGX_CONF_OK;
+use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_http_core_module, ngx_pool_cleanup_add};
+use ngx::core::{Status, NGX_CONF_OK};
 use ngx::http::HttpModuleLocationConf;
 
 use crate::DockerStreamModule;
@@ -47,20 +44,19 @@ unsafe fn command() -> *mut ngx_command_t {
 ///
 /// # Safety
 /// `cf` is the configuration being parsed (preconfiguration of the http block).
-pub unsafe fn wrap(cf: *mut ngx_conf_t) -> ngx_int_t {
+pub unsafe fn wrap(cf: *mut ngx_conf_t) -> Status {
     let cmd = command();
     if cmd.is_null() || (*ptr::addr_of!(NGINX_SET)).is_some() {
         // No such directive (nothing to note), or already wrapped.
-        return NGX_OK as ngx_int_t;
+        return Status::NGX_OK;
     }
-    let cln = ngx_pool_cleanup_add((*cf).pool, 0);
-    if cln.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    (*cln).handler = Some(restore_on_cleanup);
+    let Some(cln) = ngx_pool_cleanup_add((*cf).pool, 0).as_mut() else {
+        return Status::NGX_ERROR;
+    };
+    cln.handler = Some(restore_on_cleanup);
     NGINX_SET = (*cmd).set;
     (*cmd).set = Some(set_noting);
-    NGX_OK as ngx_int_t
+    Status::NGX_OK
 }
 
 /// Gives the core module its own handler back.

@@ -4,13 +4,13 @@
 //! [`Direction::pass`], over plain sockets and TLS alike, as tokio's
 //! `copy_bidirectional` and nginx's `ngx_stream_proxy` do.
 
-use core::ptr;
+use core::mem::MaybeUninit;
+use core::{ptr, slice};
 
-use nginx_sys::{
-    ngx_buf_t, ngx_connection_t, ngx_int_t, ngx_palloc, ngx_pfree, ngx_pool_t, off_t, NGX_AGAIN,
-    NGX_ERROR, NGX_LOG_INFO, NGX_OK,
-};
+use nginx_sys::{ngx_buf_t, ngx_pfree, off_t, NGX_AGAIN, NGX_ERROR, NGX_LOG_INFO};
+use ngx::core::{Pool, Status};
 
+use crate::conn::Connection;
 use crate::splice::{self, Lane};
 
 /// Size of a buffer once a direction has shown bulk traffic.
@@ -82,17 +82,20 @@ impl From<splice::Spliced> for Pumped {
 }
 
 /// The connections and pool a pass works with.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Ends {
-    pub src: *mut ngx_connection_t,
-    pub dst: *mut ngx_connection_t,
-    pub pool: *mut ngx_pool_t,
+    pub src: Connection,
+    pub dst: Connection,
+    pub pool: Pool,
     /// Size of a first, small buffer (`proxy_buffer_size`).
     pub buffer_size: usize,
 }
 
 impl Direction {
-    pub fn new(name: &'static str, buf: *mut ngx_buf_t) -> Self {
+    /// # Safety
+    /// `buf` must stay valid, empty or describing one allocation of the request's pool,
+    /// as long as the direction is used.
+    pub unsafe fn new(name: &'static str, buf: *mut ngx_buf_t) -> Self {
         Direction {
             name,
             buf,
@@ -107,7 +110,7 @@ impl Direction {
 
     /// Bytes read from the source and not yet written to the destination.
     pub fn pending(&self) -> usize {
-        // SAFETY: `buf` points into the request's upstream, which outlives the tunnel.
+        // SAFETY: the buffer's contract (`Direction::new`).
         let b = unsafe { &*self.buf };
         len(b) + self.lane.queued
     }
@@ -123,10 +126,8 @@ impl Direction {
     /// head is still queued). A read that fills the small buffer switches the direction
     /// to a splice lane (where allowed) or a bulk buffer.
     ///
-    /// # Safety
-    /// `e` must hold the tunnel's live connections, in this direction's order, and the
-    /// request's pool.
-    pub unsafe fn pass(
+    /// `e` holds the tunnel's connections in this direction's order.
+    pub fn pass(
         &mut self,
         e: Ends,
         can_send: bool,
@@ -139,34 +140,32 @@ impl Direction {
             let p = splice::pump(e.src, e.dst, &mut self.lane, !self.eof, can_send, received);
             return Ok(p.into());
         }
-        let b = &mut *self.buf;
+        // SAFETY: the buffer's contract (`Direction::new`); no other reference to it is
+        // live during a pass.
+        let b = unsafe { &mut *self.buf };
         if b.start.is_null() {
             // The buffer is allocated when the source first has bytes: idle tunnels
             // hold none.
-            if (*(*e.src).read).ready() == 0 {
+            if !e.src.read().ready() {
                 return Ok(Pumped::default());
             }
-            if !alloc_buf(e.pool, b, e.buffer_size) {
+            if !alloc_buf(&e.pool, b, e.buffer_size) {
                 return Err("out of memory");
             }
         }
-        let mut p = pump(
-            e.src,
-            e.dst,
-            b,
-            !self.eof,
-            can_send,
-            received.as_deref_mut(),
-        );
+        let (src, dst) = (e.src, e.dst);
+        // SAFETY: the buffer's contract (`Direction::new`); the pool's allocations keep it.
+        let mut p = unsafe { pump(src, dst, b, !self.eof, can_send, received.as_deref_mut()) };
         if p.filled && can_send && is_empty(b) && !p.src_eof && !p.dst_error {
             let can_recv = !self.eof && !p.src_eof && !p.src_error;
             if self.splice && self.lane.start() {
-                stream_debug!((*e.src).log, "splice lane {}", self.name);
+                stream_debug!(e.src.log(), "splice lane {}", self.name);
                 let more = splice::pump(e.src, e.dst, &mut self.lane, can_recv, true, received);
                 p.merge(more.into());
-            } else if grow_buf(e.pool, b) {
-                stream_debug!((*e.src).log, "bulk buffer {}", self.name);
-                p.merge(pump(e.src, e.dst, b, can_recv, true, received));
+            } else if grow_buf(&e.pool, b) {
+                stream_debug!(e.src.log(), "bulk buffer {}", self.name);
+                // SAFETY: as above.
+                p.merge(unsafe { pump(src, dst, b, can_recv, true, received) });
             }
         }
         Ok(p)
@@ -174,9 +173,10 @@ impl Direction {
 
     /// Reads and drops what the source sends (its destination is gone), so that the
     /// source is not stalled by a full buffer.
-    unsafe fn discard(&mut self, e: Ends) -> Pumped {
+    fn discard(&mut self, e: Ends) -> Pumped {
         self.lane.discard();
-        let b = &mut *self.buf;
+        // SAFETY: as in `pass`.
+        let b = unsafe { &mut *self.buf };
         b.pos = b.start;
         b.last = b.start;
         let mut out = Pumped::default();
@@ -184,7 +184,8 @@ impl Direction {
             return out;
         }
         for _ in 0..DISCARD_ROUNDS {
-            let p = pump(e.src, e.dst, b, !self.eof, false, None);
+            // SAFETY: as in `pass`.
+            let p = unsafe { pump(e.src, e.dst, b, !self.eof, false, None) };
             b.pos = b.start;
             b.last = b.start;
             let moved = p.moved;
@@ -197,10 +198,7 @@ impl Direction {
     }
 
     /// Records that the source ended (EOF or a failure).
-    ///
-    /// # Safety
-    /// `src` must be this direction's live source.
-    pub unsafe fn source_ended(&mut self, src: *mut ngx_connection_t) {
+    pub fn source_ended(&mut self, src: Connection) {
         if !self.eof {
             self.eof = true;
             self.unclean_eof = !crate::tls::ended_cleanly(src);
@@ -212,12 +210,10 @@ impl Direction {
     /// buffers stay while traffic flows: freeing them whenever the source is momentarily
     /// drained, which is after nearly every event, would cost a 256 KiB malloc and free
     /// per event and keep the buffer at its small size.
-    ///
-    /// # Safety
-    /// `src` must be this direction's live source and `pool` the request's pool.
-    pub unsafe fn trim(&mut self, src: *mut ngx_connection_t, pool: *mut ngx_pool_t, quiet: bool) {
-        let b = &mut *self.buf;
-        if quiet || ((*(*src).read).ready() == 0 && !is_bulk(b)) {
+    pub fn trim(&mut self, src: Connection, pool: &Pool, quiet: bool) {
+        // SAFETY: as in `pass`.
+        let b = unsafe { &mut *self.buf };
+        if quiet || (!src.read().ready() && !is_bulk(b)) {
             release_buf(pool, b);
         }
         if quiet {
@@ -229,14 +225,11 @@ impl Direction {
     /// written (or can never be): `shutdown(SHUT_WR)` on a plain socket, a TLS
     /// close_notify that keeps the connection open for reading on a TLS one. Both are what
     /// the peer (Go's net and crypto/tls in dockerd) reads as the end of stdin.
-    ///
-    /// # Safety
-    /// `dst` must be this direction's live destination.
-    pub unsafe fn pass_eof(&mut self, dst: *mut ngx_connection_t, drained: bool) {
+    pub fn pass_eof(&mut self, dst: Connection, drained: bool) {
         if !self.eof || self.shut == Shut::Done || !(drained || self.write_failed) {
             return;
         }
-        if self.shut == Shut::Pending && (*(*dst).write).ready() == 0 {
+        if self.shut == Shut::Pending && !dst.write().ready() {
             return;
         }
         self.shut = shut_write(dst);
@@ -258,10 +251,11 @@ fn is_bulk(b: &ngx_buf_t) -> bool {
 /// Moves bytes from `src` through `b` to `dst` until neither side can make progress.
 ///
 /// # Safety
-/// `src` and `dst` must be live connections and `b` a valid buffer (possibly empty).
+/// `b` must be empty (null pointers) or describe one live allocation:
+/// `start <= pos <= last <= end`.
 pub unsafe fn pump(
-    src: *mut ngx_connection_t,
-    dst: *mut ngx_connection_t,
+    src: Connection,
+    dst: Connection,
     b: &mut ngx_buf_t,
     mut can_recv: bool,
     can_send: bool,
@@ -271,15 +265,16 @@ pub unsafe fn pump(
     loop {
         let mut progress = false;
         let pending = len(b);
-        if can_send && pending > 0 && (*(*dst).write).ready() != 0 {
-            let send = (*dst).send.expect("connection send handler");
-            let n = send(dst, b.pos, pending);
+        if can_send && pending > 0 && dst.write().ready() {
+            // SAFETY: pos..last are the buffer's bytes read and not yet written.
+            let n = dst.send(unsafe { slice::from_raw_parts(b.pos, pending) });
             if n == NGX_ERROR as isize {
                 out.dst_error = true;
                 return out;
             }
             if n > 0 {
-                b.pos = b.pos.add(n as usize);
+                // SAFETY: send wrote at most `pending` bytes.
+                b.pos = unsafe { b.pos.add(n as usize) };
                 if b.pos == b.last {
                     b.pos = b.start;
                     b.last = b.start;
@@ -288,11 +283,14 @@ pub unsafe fn pump(
             }
         }
         let space = b.end as usize - b.last as usize;
-        if can_recv && space > 0 && (*(*src).read).ready() != 0 {
-            let recv = (*src).recv.expect("connection recv handler");
-            let n = recv(src, b.last, space);
+        if can_recv && space > 0 && src.read().ready() {
+            // SAFETY: last..end is the buffer's free room.
+            let room =
+                unsafe { slice::from_raw_parts_mut(b.last.cast::<MaybeUninit<u8>>(), space) };
+            let n = src.recv(room);
             if n > 0 {
-                b.last = b.last.add(n as usize);
+                // SAFETY: recv read at most `space` bytes.
+                b.last = unsafe { b.last.add(n as usize) };
                 if let Some(count) = received.as_deref_mut() {
                     *count += n as off_t;
                 }
@@ -314,7 +312,7 @@ pub unsafe fn pump(
 }
 
 /// Replaces an empty small buffer with a `BULK_BUF` one; false if it stays as it is.
-unsafe fn grow_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t) -> bool {
+fn grow_buf(pool: &Pool, b: &mut ngx_buf_t) -> bool {
     if !is_empty(b) || is_bulk(b) {
         return false;
     }
@@ -326,26 +324,28 @@ unsafe fn grow_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t) -> bool {
     alloc_buf(pool, b, BULK_BUF)
 }
 
-unsafe fn alloc_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t, size: usize) -> bool {
-    let start = ngx_palloc(pool, size).cast::<u8>();
+fn alloc_buf(pool: &Pool, b: &mut ngx_buf_t, size: usize) -> bool {
+    let start = pool.alloc(size).cast::<u8>();
     if start.is_null() {
         return false;
     }
     b.start = start;
     b.pos = start;
     b.last = start;
-    b.end = start.add(size);
+    // SAFETY: one past the end of the allocation.
+    b.end = unsafe { start.add(size) };
     b.set_temporary(1);
     true
 }
 
 /// Frees an empty buffer if the pool allocated it on its own (a "large" allocation);
 /// small ones live in the pool's blocks until the request ends.
-unsafe fn release_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t) {
+fn release_buf(pool: &Pool, b: &mut ngx_buf_t) {
     if b.start.is_null() || !is_empty(b) {
         return;
     }
-    if ngx_pfree(pool, b.start.cast()) == NGX_OK as ngx_int_t {
+    // SAFETY: `start` came from this pool; ngx_pfree only frees large allocations.
+    if Status(unsafe { ngx_pfree(pool.as_ptr(), b.start.cast()) }).is_ok() {
         b.start = ptr::null_mut();
         b.pos = ptr::null_mut();
         b.last = ptr::null_mut();
@@ -354,17 +354,17 @@ unsafe fn release_buf(pool: *mut ngx_pool_t, b: &mut ngx_buf_t) {
 }
 
 /// Shuts the write side of `c` and keeps its read side open.
-unsafe fn shut_write(c: *mut ngx_connection_t) -> Shut {
-    if !(*c).ssl.is_null() {
+fn shut_write(c: Connection) -> Shut {
+    if c.is_tls() {
         return tls_close_notify(c);
     }
     // SAFETY: fd is the connection's open socket; shutting its write side is what a
     // direct client does when stdin ends.
-    if libc::shutdown((*c).fd, libc::SHUT_WR) == -1 {
+    if unsafe { libc::shutdown(c.fd(), libc::SHUT_WR) } == -1 {
         let err = std::io::Error::last_os_error();
         // ENOTCONN: the peer already closed; the relay will see its EOF.
         if err.raw_os_error() != Some(libc::ENOTCONN) {
-            stream_log!(NGX_LOG_INFO, (*c).log, "shutdown() failed: {err}");
+            stream_log!(NGX_LOG_INFO, c.log(), "shutdown() failed: {err}");
         }
     }
     Shut::Done
@@ -374,28 +374,42 @@ unsafe fn shut_write(c: *mut ngx_connection_t) -> Shut {
 /// what the peer sends (`SSL_read` after a one-way `SSL_shutdown`), and nginx's later
 /// `ngx_ssl_shutdown()` finds the alert already sent.
 #[cfg(ngx_feature = "ssl")]
-unsafe fn tls_close_notify(c: *mut ngx_connection_t) -> Shut {
+fn tls_close_notify(c: Connection) -> Shut {
     use nginx_sys::{
         ERR_clear_error, SSL_get_error, SSL_shutdown, SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE,
     };
-    let ssl = (*(*c).ssl).connection;
-    ERR_clear_error();
-    let n = SSL_shutdown(ssl);
+    let Some(ssl) = c.ssl() else {
+        return Shut::Done;
+    };
+    // SAFETY: the connection's live OpenSSL state; the error queue is this thread's.
+    let (n, e) = unsafe {
+        ERR_clear_error();
+        let n = SSL_shutdown(ssl);
+        (
+            n,
+            if n < 0 {
+                SSL_get_error(ssl, n) as u32
+            } else {
+                0
+            },
+        )
+    };
     if n >= 0 {
         return Shut::Done;
     }
-    match SSL_get_error(ssl, n) as u32 {
+    match e {
         SSL_ERROR_WANT_WRITE => {
-            (*(*c).write).set_ready(0);
+            c.write().set_ready(false);
             Shut::Pending
         }
         // The alert is sent; OpenSSL would read the peer's next.
         SSL_ERROR_WANT_READ => Shut::Done,
         e => {
-            ERR_clear_error();
+            // SAFETY: as above.
+            unsafe { ERR_clear_error() };
             stream_log!(
                 NGX_LOG_INFO,
-                (*c).log,
+                c.log(),
                 "SSL_shutdown() failed (SSL error {e}); the end of the \
                  client's input was not passed on"
             );
@@ -405,6 +419,6 @@ unsafe fn tls_close_notify(c: *mut ngx_connection_t) -> Shut {
 }
 
 #[cfg(not(ngx_feature = "ssl"))]
-unsafe fn tls_close_notify(_c: *mut ngx_connection_t) -> Shut {
+fn tls_close_notify(_c: Connection) -> Shut {
     Shut::Done
 }

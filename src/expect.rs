@@ -7,86 +7,78 @@
 
 use nginx_sys::{
     ngx_conf_t, ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
-    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_request_t, ngx_int_t, NGX_DECLINED,
-    NGX_ERROR, NGX_HTTP_VERSION_11, NGX_OK,
+    ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, ngx_http_request_t, ngx_int_t, NGX_HTTP_VERSION_11,
 };
-use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use ngx::core::Status;
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
 
 use crate::{guard, marks, phase, DockerStreamModule};
 
-const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
-
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration).
-pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
-    if phase::add(cf, ngx_http_phases_NGX_HTTP_POST_READ_PHASE, hold) != NGX_OK as ngx_int_t {
-        return NGX_ERROR as ngx_int_t;
+pub unsafe fn register(cf: *mut ngx_conf_t) -> Status {
+    if !phase::add(cf, ngx_http_phases_NGX_HTTP_POST_READ_PHASE, hold).is_ok() {
+        return Status::NGX_ERROR;
     }
     phase::add(cf, ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, release)
 }
 
 /// Whether this module held the 100 back: a mark in the request pool (which outlives
 /// internal redirects, unlike module contexts).
-unsafe fn held(r: *mut ngx_http_request_t) -> bool {
-    !marks::find::<()>(r, marks::HELD_100).is_null()
+fn held(r: &Request) -> bool {
+    // SAFETY: HELD_100 marks hold `()`; nothing is kept.
+    unsafe { marks::find::<()>(r, marks::HELD_100) }.is_some()
 }
 
 /// Lets nginx send the held `100 Continue` when the body is read next (a guard reads it
-/// before `proxy_pass` does).
-///
-/// # Safety
-/// `r` is a live main request.
-pub unsafe fn release_for_body(r: *mut ngx_http_request_t) {
+/// before `proxy_pass` does). `r` is the main request.
+pub fn release_for_body(r: &mut Request) {
     if held(r) {
         marks::clear(r, marks::HELD_100);
-        (*r).set_expect_tested(0);
+        r.as_mut().set_expect_tested(0);
     }
 }
 
 /// Post-read: an HTTP/1.1 request with `Expect` has its test marked done, so that a
 /// refusal sends no 100.
 unsafe extern "C" fn hold(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let log = (*(*r).connection).log;
-    guard::catch_status(log, || {
-        // SAFETY: nginx passes a live request to phase handlers.
-        unsafe {
-            if r != (*r).main
-                || (*r).http_version != NGX_HTTP_VERSION_11 as usize
-                || (*r).headers_in.expect.is_null()
-                || (*r).expect_tested() != 0
-            {
-                return DECLINED;
-            }
-            if marks::set(r, marks::HELD_100, ()).is_null() {
-                return NGX_ERROR as ngx_int_t;
-            }
-            (*r).set_expect_tested(1);
-            DECLINED
+    // SAFETY: nginx passes a live request to phase handlers.
+    let r = Request::from_ngx_http_request(r);
+    guard::catch_status(r.log(), || {
+        let h = r.as_ref();
+        if !r.is_main()
+            || h.http_version != NGX_HTTP_VERSION_11 as usize
+            || h.headers_in.expect.is_null()
+            || h.expect_tested() != 0
+        {
+            return Status::NGX_DECLINED;
         }
+        // SAFETY: as in `held`.
+        if unsafe { marks::set(r, marks::HELD_100, ()) }.is_none() {
+            return Status::NGX_ERROR;
+        }
+        r.as_mut().set_expect_tested(1);
+        Status::NGX_DECLINED
     })
+    .into()
 }
 
 /// Pre-content: the request goes on to a content handler (or to a location where the
 /// module is off): nginx's own 100 again, sent when the body is read.
 unsafe extern "C" fn release(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let log = (*(*r).connection).log;
-    guard::catch_status(log, || {
-        // SAFETY: nginx passes a live request to phase handlers.
-        unsafe {
-            if r != (*r).main || (*r).headers_in.expect.is_null() {
-                return DECLINED;
-            }
-            if !held(r) {
-                return DECLINED;
-            }
-            let has_handler =
-                NgxHttpCoreModule::location_conf(&*r).is_some_and(|c| c.handler.is_some());
-            let module_on = DockerStreamModule::location_conf(&*r).is_some_and(|c| c.enabled());
-            if has_handler || !module_on {
-                marks::clear(r, marks::HELD_100);
-                (*r).set_expect_tested(0);
-            }
-            DECLINED
+    // SAFETY: nginx passes a live request to phase handlers.
+    let r = Request::from_ngx_http_request(r);
+    guard::catch_status(r.log(), || {
+        if !r.is_main() || r.as_ref().headers_in.expect.is_null() || !held(r) {
+            return Status::NGX_DECLINED;
         }
+        let has_handler = NgxHttpCoreModule::location_conf(r).is_some_and(|c| c.handler.is_some());
+        let module_on = DockerStreamModule::location_conf(r).is_some_and(|c| c.enabled());
+        if has_handler || !module_on {
+            marks::clear(r, marks::HELD_100);
+            r.as_mut().set_expect_tested(0);
+        }
+        Status::NGX_DECLINED
     })
+    .into()
 }

@@ -4,8 +4,8 @@
 use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_log_t, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_EMERG};
-use ngx::core::NGX_CONF_ERROR;
+use nginx_sys::{ngx_conf_t, ngx_log_t, NGX_LOG_ALERT, NGX_LOG_EMERG};
+use ngx::core::{Status, NGX_CONF_ERROR};
 use ngx::ngx_conf_log_error;
 
 fn message(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -32,13 +32,13 @@ pub fn catch_conf(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut 
     }
 }
 
-/// For handlers returning `ngx_int_t`: a panic becomes NGX_ERROR.
-pub fn catch_status(log: *mut ngx_log_t, f: impl FnOnce() -> ngx_int_t) -> ngx_int_t {
+/// For handlers returning a status: a panic becomes NGX_ERROR.
+pub fn catch_status(log: *mut ngx_log_t, f: impl FnOnce() -> Status) -> Status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(p) => {
             stream_log!(NGX_LOG_ALERT, log, "internal error: {}", message(&*p));
-            NGX_ERROR as ngx_int_t
+            Status::NGX_ERROR
         }
     }
 }

@@ -14,6 +14,7 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_HTTP_MODULE};
+use ngx::core::Status;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 #[macro_use]
@@ -24,6 +25,7 @@ mod api_rules;
 mod body_limit;
 mod body_size;
 mod conf;
+mod conn;
 mod direction;
 mod expect;
 mod filter;
@@ -49,10 +51,10 @@ impl HttpModule for DockerStreamModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        if body_size::wrap(cf) != nginx_sys::NGX_OK as ngx_int_t {
-            return nginx_sys::NGX_ERROR as ngx_int_t;
+        if !body_size::wrap(cf).is_ok() {
+            return Status::NGX_ERROR.into();
         }
-        variables::register(cf)
+        variables::register(cf).into()
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -60,15 +62,19 @@ impl HttpModule for DockerStreamModule {
         body_size::restore();
         // The rules' check must run before expect's release of a held 100 Continue, and
         // handlers pushed later run earlier.
-        if expect::register(cf) != nginx_sys::NGX_OK as ngx_int_t
-            || api_rules::register(cf) != nginx_sys::NGX_OK as ngx_int_t
-            || metrics::register(cf) != nginx_sys::NGX_OK as ngx_int_t
-            || body_limit::install() != nginx_sys::NGX_OK as ngx_int_t
-            || unix_host::install(cf) != nginx_sys::NGX_OK as ngx_int_t
-        {
-            return nginx_sys::NGX_ERROR as ngx_int_t;
+        let steps = [
+            expect::register(cf),
+            api_rules::register(cf),
+            metrics::register(cf),
+            body_limit::install(),
+            unix_host::install(cf),
+            filter::install_core_filters(),
+        ];
+        if steps.iter().all(Status::is_ok) {
+            Status::NGX_OK.into()
+        } else {
+            Status::NGX_ERROR.into()
         }
-        filter::install_core_filters()
     }
 
     unsafe extern "C" fn merge_loc_conf(
@@ -99,7 +105,7 @@ impl HttpModule for TopFilterModule {
     }
 
     unsafe extern "C" fn postconfiguration(_cf: *mut ngx_conf_t) -> ngx_int_t {
-        filter::install_top_filter()
+        filter::install_top_filter().into()
     }
 }
 

@@ -9,7 +9,8 @@
 use core::ffi::c_void;
 use core::ptr;
 
-use nginx_sys::{ngx_http_request_t, ngx_pool_cleanup_add};
+use nginx_sys::ngx_pool_cleanup_add;
+use ngx::http::Request;
 
 /// The `100 Continue` held back (expect.rs).
 pub const HELD_100: u64 = u64::from_be_bytes(*b"nds-held");
@@ -30,58 +31,61 @@ unsafe extern "C" fn mark(data: *mut c_void) {
     ptr::write_volatile(data.cast::<u8>(), *data.cast::<u8>());
 }
 
-/// The value of kind `magic` recorded for `r`, or null.
+/// The value of kind `magic` recorded for `r`. It lives as long as the request's pool.
 ///
 /// # Safety
-/// `r` is a live request; `T` is the type stored under `magic`.
-pub unsafe fn find<T>(r: *mut ngx_http_request_t, magic: u64) -> *mut T {
-    let mut c = (*(*r).pool).cleanup;
-    while !c.is_null() {
-        let ours = (*c)
-            .handler
-            .is_some_and(|h| h as usize == mark as *const () as usize);
-        if ours && !(*c).data.is_null() {
-            let m = (*c).data.cast::<Marked<T>>();
-            if (*m).magic == magic {
-                return ptr::addr_of_mut!((*m).value);
-            }
-        }
-        c = (*c).next;
-    }
-    ptr::null_mut()
+/// `T` is the type stored under `magic`, and `'a` does not outlive the request's pool.
+pub unsafe fn find<'a, T>(r: &Request, magic: u64) -> Option<&'a mut T> {
+    let m = find_entry(r, magic)?;
+    // SAFETY: the entry of kind `magic` is a `Marked<T>` (the caller's contract).
+    Some(unsafe { &mut (*m.cast::<Marked<T>>()).value })
 }
 
-/// Records `value` as the kind `magic` for `r` (replacing an earlier one); null when the
-/// pool is out of memory.
+/// Records `value` as the kind `magic` for `r` (replacing an earlier one); `None` when
+/// the pool is out of memory.
 ///
 /// # Safety
-/// `r` is a live request; `T` has no destructor to run (the pool frees the memory).
-pub unsafe fn set<T: Copy>(r: *mut ngx_http_request_t, magic: u64, value: T) -> *mut T {
-    let found = find::<T>(r, magic);
-    if !found.is_null() {
-        found.write(value);
-        return found;
+/// As for [`find`]; `T` has no destructor to run (the pool frees the memory).
+pub unsafe fn set<'a, T: Copy>(r: &Request, magic: u64, value: T) -> Option<&'a mut T> {
+    if let Some(found) = find::<T>(r, magic) {
+        *found = value;
+        return Some(found);
     }
-    let c = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<Marked<T>>());
-    if c.is_null() {
-        return ptr::null_mut();
+    // SAFETY: a cleanup entry with room for the value, from the request's live pool.
+    unsafe {
+        let c = ngx_pool_cleanup_add(r.pool().as_ptr(), core::mem::size_of::<Marked<T>>());
+        let c = c.as_mut()?;
+        let m = c.data.cast::<Marked<T>>();
+        m.write(Marked { magic, value });
+        c.handler = Some(mark);
+        Some(&mut (*m).value)
     }
-    let m = (*c).data.cast::<Marked<T>>();
-    m.write(Marked { magic, value });
-    (*c).handler = Some(mark);
-    ptr::addr_of_mut!((*m).value)
 }
 
 /// Forgets the kind `magic` for `r`.
-///
-/// # Safety
-/// `r` is a live request.
-pub unsafe fn clear(r: *mut ngx_http_request_t, magic: u64) {
-    let v = find::<u8>(r, magic);
-    if !v.is_null() {
-        // The magic sits just before the value (repr(C), the value's alignment at most
-        // that of u64 for every kind here).
-        let m = v.cast::<u64>().sub(1);
-        m.write(0);
+pub fn clear(r: &Request, magic: u64) {
+    if let Some(m) = find_entry(r, magic) {
+        // SAFETY: the entry's magic, its first field (repr(C)).
+        unsafe { m.write(0) };
     }
+}
+
+/// The entry of kind `magic` (a pointer to its magic, the first field of every kind).
+fn find_entry(r: &Request, magic: u64) -> Option<*mut u64> {
+    let mut c = r.pool().as_ref().cleanup;
+    // SAFETY: the live request's pool and its cleanup list; entries whose handler is
+    // `mark` start with a magic.
+    unsafe {
+        while let Some(entry) = c.as_ref() {
+            let ours = entry
+                .handler
+                .is_some_and(|h| h as usize == mark as *const () as usize);
+            let m = entry.data.cast::<u64>();
+            if ours && !m.is_null() && *m == magic {
+                return Some(m);
+            }
+            c = entry.next;
+        }
+    }
+    None
 }

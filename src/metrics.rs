@@ -11,15 +11,14 @@ use core::ptr;
 use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf, ngx_cycle_t,
-    ngx_http_discard_request_body, ngx_http_output_filter, ngx_http_phases_NGX_HTTP_LOG_PHASE,
-    ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pool_cleanup_add,
-    ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t,
-    NGX_DECLINED, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_HTTP_NOT_ALLOWED, NGX_HTTP_OK, NGX_LOG_EMERG, NGX_OK,
+    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_phases_NGX_HTTP_LOG_PHASE,
+    ngx_http_request_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc,
+    ngx_slab_pool_t, ngx_str_t, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_LOG_EMERG,
 };
-use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::core::{Buffer, Status, NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::{
+    HTTPStatus, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request,
+};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use docker_stream_logic::operation::{classify, Operation, OPERATIONS};
@@ -107,14 +106,14 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
         let pool = (*zone).shm.addr.cast::<ngx_slab_pool_t>();
         let c = ngx_slab_calloc(pool, core::mem::size_of::<Counters>());
         if c.is_null() {
-            return NGX_ERROR as ngx_int_t;
+            return Status::NGX_ERROR.into();
         }
         c
     } else {
         data
     };
     (*zone).data = counters;
-    NGX_OK as ngx_int_t
+    Status::NGX_OK.into()
 }
 
 /// Each worker counts into the zone of its own cycle, or not at all: set when it starts
@@ -131,47 +130,44 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         (*zone).data.cast()
     };
     COUNTERS.store(counters, Ordering::Relaxed);
-    NGX_OK as ngx_int_t
+    Status::NGX_OK.into()
 }
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration).
-pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+pub unsafe fn register(cf: *mut ngx_conf_t) -> Status {
     phase::add(cf, ngx_http_phases_NGX_HTTP_LOG_PHASE, count_request)
 }
 
 /// Log phase: one request, by its operation and what the rules and guards decided.
 unsafe extern "C" fn count_request(r: *mut ngx_http_request_t) -> ngx_int_t {
     let Some(c) = counters() else {
-        return NGX_DECLINED as ngx_int_t;
+        return Status::NGX_DECLINED.into();
     };
-    let log = (*(*r).connection).log;
-    guard::catch_status(log, || {
-        // SAFETY: nginx passes a live request to phase handlers.
-        unsafe {
-            // The metrics location's own requests are not Docker API requests.
-            if r != (*r).main || is_metrics_location(r) {
-                return NGX_DECLINED as ngx_int_t;
-            }
-            let op = classify((*r).method_name.as_bytes(), (*r).uri.as_bytes()).operation;
-            let row = op.and_then(row_of).unwrap_or(UNKNOWN);
-            let col = match api_rules::recorded(r) {
-                None => 0,
-                Some((true, _)) => 1,
-                Some((false, _)) => 2,
-            };
-            c.requests[row][col].fetch_add(1, Ordering::Relaxed);
-            NGX_DECLINED as ngx_int_t
+    // SAFETY: nginx passes a live request to phase handlers.
+    let r = Request::from_ngx_http_request(r);
+    guard::catch_status(r.log(), || {
+        // The metrics location's own requests are not Docker API requests.
+        if !r.is_main() || is_metrics_location(r) {
+            return Status::NGX_DECLINED;
         }
+        let h = r.as_ref();
+        let op = classify(h.method_name.as_bytes(), h.uri.as_bytes()).operation;
+        let row = op.and_then(row_of).unwrap_or(UNKNOWN);
+        let col = match api_rules::recorded(r) {
+            None => 0,
+            Some((true, _)) => 1,
+            Some((false, _)) => 2,
+        };
+        c.requests[row][col].fetch_add(1, Ordering::Relaxed);
+        Status::NGX_DECLINED
     })
+    .into()
 }
 
 /// Whether `r` is in a location with `docker_api_metrics`.
-///
-/// # Safety
-/// `r` is a live request.
-pub unsafe fn is_metrics_location(r: *mut ngx_http_request_t) -> bool {
-    NgxHttpCoreModule::location_conf(&*r)
+pub fn is_metrics_location(r: &Request) -> bool {
+    NgxHttpCoreModule::location_conf(r)
         .and_then(|clcf| clcf.handler)
         .is_some_and(|h| h as usize == handler as *const () as usize)
 }
@@ -188,25 +184,18 @@ fn row_of(op: &Operation) -> Option<usize> {
         .or_else(|| OPERATIONS.iter().position(|o| ptr::eq(o, op)))
 }
 
-/// A tunnel opened for `r`: counted open until the request's pool is freed, however the
-/// tunnel ends.
-///
-/// # Safety
-/// `r` is the live request of the tunnel.
-pub unsafe fn tunnel_opened(r: *mut ngx_http_request_t) {
+/// A tunnel started relaying; if counted (true), it is open until [`tunnel_closed`] (its
+/// drop with the request's pool), however it ends.
+pub fn tunnel_opened() -> bool {
     let Some(c) = counters() else {
-        return;
+        return false;
     };
-    let cln = ngx_pool_cleanup_add((*r).pool, 0);
-    if cln.is_null() {
-        return;
-    }
-    (*cln).handler = Some(tunnel_closed);
     c.tunnels_open.fetch_add(1, Ordering::Relaxed);
     c.tunnels_total.fetch_add(1, Ordering::Relaxed);
+    true
 }
 
-unsafe extern "C" fn tunnel_closed(_data: *mut c_void) {
+pub fn tunnel_closed() {
     if let Some(c) = counters() {
         c.tunnels_open.fetch_sub(1, Ordering::Relaxed);
     }
@@ -274,47 +263,45 @@ fn render(c: &Counters) -> String {
 }
 
 unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let log = (*(*r).connection).log;
-    guard::catch_status(log, || {
-        // SAFETY: nginx passes the live request to a location's content handler.
-        unsafe {
-            let method = (*r).method as u32;
-            if method & (NGX_HTTP_GET | NGX_HTTP_HEAD) == 0 {
-                return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
-            }
-            let rc = ngx_http_discard_request_body(r);
-            if rc != NGX_OK as ngx_int_t {
-                return rc;
-            }
-            let Some(c) = counters() else {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
-            };
-            let text = render(c);
-            (*r).headers_out.status = NGX_HTTP_OK as usize;
-            (*r).headers_out.content_length_n = text.len() as i64;
-            let ct = "text/plain; version=0.0.4; charset=utf-8";
-            (*r).headers_out.content_type = ngx_str_t {
-                len: ct.len(),
-                data: ct.as_ptr().cast_mut(),
-            };
-            (*r).headers_out.content_type_len = "text/plain".len();
-            let rc = ngx_http_send_header(r);
-            if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
-                return rc;
-            }
-            let b: *mut ngx_buf_t = ngx_create_temp_buf((*r).pool, text.len());
-            if b.is_null() {
-                return NGX_ERROR as ngx_int_t;
-            }
-            ptr::copy_nonoverlapping(text.as_ptr(), (*b).pos, text.len());
-            (*b).last = (*b).pos.add(text.len());
-            (*b).set_last_buf(1);
-            (*b).set_last_in_chain(1);
-            let mut out = ngx_chain_t {
-                buf: b,
-                next: ptr::null_mut(),
-            };
-            ngx_http_output_filter(r, &mut out)
-        }
-    })
+    // SAFETY: nginx passes the live request to a location's content handler.
+    let r = Request::from_ngx_http_request(r);
+    guard::catch_status(r.log(), || respond(r)).into()
+}
+
+fn respond(r: &mut Request) -> Status {
+    let method = r.as_ref().method as u32;
+    if method & (NGX_HTTP_GET | NGX_HTTP_HEAD) == 0 {
+        return HTTPStatus::NOT_ALLOWED.into();
+    }
+    let rc = r.discard_request_body();
+    if !rc.is_ok() {
+        return rc;
+    }
+    let Some(c) = counters() else {
+        return HTTPStatus::INTERNAL_SERVER_ERROR.into();
+    };
+    let text = render(c);
+    r.set_status(HTTPStatus::OK);
+    r.set_content_length_n(text.len());
+    let h = &mut r.as_mut().headers_out;
+    let ct = "text/plain; version=0.0.4; charset=utf-8";
+    h.content_type = ngx_str_t {
+        len: ct.len(),
+        data: ct.as_ptr().cast_mut(),
+    };
+    h.content_type_len = "text/plain".len();
+    let rc = r.send_header();
+    if rc == Status::NGX_ERROR || rc > Status::NGX_OK || r.header_only() {
+        return rc;
+    }
+    let Some(mut buf) = r.pool().create_buffer_from_str(&text) else {
+        return Status::NGX_ERROR;
+    };
+    buf.set_last_buf(true);
+    buf.set_last_in_chain(true);
+    let mut out = ngx_chain_t {
+        buf: buf.as_ngx_buf_mut(),
+        next: ptr::null_mut(),
+    };
+    r.output_filter(&mut out)
 }

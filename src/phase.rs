@@ -2,9 +2,9 @@
 //! modules do with `ngx_array_push(&cmcf->phases[...].handlers)`.
 
 use nginx_sys::{
-    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases, ngx_http_request_t,
-    ngx_int_t, NGX_ERROR, NGX_OK,
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases, ngx_http_request_t, ngx_int_t,
 };
+use ngx::core::Status;
 use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
 
 /// Appends `handler` to `phase`. Within a phase, handlers added later run earlier.
@@ -15,14 +15,14 @@ pub unsafe fn add(
     cf: *mut ngx_conf_t,
     phase: ngx_http_phases,
     handler: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
-) -> ngx_int_t {
+) -> Status {
     let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
-        return NGX_ERROR as ngx_int_t;
+        return Status::NGX_ERROR;
     };
     let h = ngx_array_push(&mut cmcf.phases[phase as usize].handlers).cast::<ngx_http_handler_pt>();
-    if h.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
+    let Some(h) = h.as_mut() else {
+        return Status::NGX_ERROR;
+    };
     *h = Some(handler);
-    NGX_OK as ngx_int_t
+    Status::NGX_OK
 }

@@ -4,9 +4,12 @@
 //! userspace buffer) and its buffer is empty, so interactive and idle tunnels keep no
 //! pipe. TLS connections never get a lane (their bytes must pass through OpenSSL).
 
+use core::ptr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use nginx_sys::{ngx_connection_t, off_t};
+use nginx_sys::off_t;
+
+use crate::conn::Connection;
 
 /// Bytes a pipe may hold; larger pipes mean fewer syscalls per MiB.
 const PIPE_SIZE: i32 = 256 * 1024;
@@ -85,11 +88,10 @@ fn would_block() -> bool {
 /// Moves bytes `src` → pipe → `dst` until neither side can make progress, keeping nginx's
 /// `ready` flags and byte counters as its own recv/send would.
 ///
-/// # Safety
-/// `src` and `dst` must be live plain-socket connections and `lane` started.
-pub unsafe fn pump(
-    src: *mut ngx_connection_t,
-    dst: *mut ngx_connection_t,
+/// The caller has checked that both are plain sockets and started the lane.
+pub fn pump(
+    src: Connection,
+    dst: Connection,
     lane: &mut Lane,
     mut can_recv: bool,
     can_send: bool,
@@ -100,37 +102,45 @@ pub unsafe fn pump(
     let mut out = Spliced::default();
     loop {
         let mut progress = false;
-        if can_send && lane.queued > 0 && (*(*dst).write).ready() != 0 {
-            let n = libc::splice(
-                pipe_out,
-                core::ptr::null_mut(),
-                (*dst).fd,
-                core::ptr::null_mut(),
-                lane.queued,
-                flags,
-            );
+        if can_send && lane.queued > 0 && dst.write().ready() {
+            // SAFETY: splice between the lane's pipe and the connection's open socket; no
+            // offsets.
+            let n = unsafe {
+                libc::splice(
+                    pipe_out,
+                    ptr::null_mut(),
+                    dst.fd(),
+                    ptr::null_mut(),
+                    lane.queued,
+                    flags,
+                )
+            };
             if n > 0 {
                 lane.queued -= n as usize;
-                (*dst).sent += n as off_t;
+                dst.add_sent(n as off_t);
                 progress = true;
             } else if n < 0 && would_block() {
-                (*(*dst).write).set_ready(0);
+                dst.write().set_ready(false);
             } else {
                 out.dst_error = true;
                 return out;
             }
         }
-        if can_recv && (*(*src).read).ready() != 0 {
+        if can_recv && src.read().ready() {
             let room = PIPE_SIZE as usize - lane.queued.min(PIPE_SIZE as usize);
             if room > 0 {
-                let n = libc::splice(
-                    (*src).fd,
-                    core::ptr::null_mut(),
-                    pipe_in,
-                    core::ptr::null_mut(),
-                    room,
-                    flags,
-                );
+                // SAFETY: as above, from the socket into the pipe.
+                let n = unsafe {
+                    libc::splice(
+                        src.fd(),
+                        ptr::null_mut(),
+                        pipe_in,
+                        ptr::null_mut(),
+                        room,
+                        flags,
+                    )
+                };
+                let rev = src.read();
                 if n > 0 {
                     lane.queued += n as usize;
                     if let Some(count) = received.as_deref_mut() {
@@ -138,8 +148,8 @@ pub unsafe fn pump(
                     }
                     progress = true;
                 } else if n == 0 {
-                    (*(*src).read).set_ready(0);
-                    (*(*src).read).set_eof(1);
+                    rev.set_ready(false);
+                    rev.set_eof(true);
                     out.src_eof = true;
                     can_recv = false;
                 } else if would_block() {
@@ -147,11 +157,11 @@ pub unsafe fn pump(
                     // queued it may mean a full pipe, and clearing `ready` would lose the
                     // edge-triggered wakeup.
                     if lane.queued == 0 {
-                        (*(*src).read).set_ready(0);
+                        rev.set_ready(false);
                     }
                 } else {
-                    (*(*src).read).set_ready(0);
-                    (*(*src).read).set_error(1);
+                    rev.set_ready(false);
+                    rev.set_error();
                     out.src_error = true;
                     can_recv = false;
                 }

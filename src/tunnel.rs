@@ -17,21 +17,21 @@
 //! through nginx's saved upstream read handler, with the upstream marked at EOF and the
 //! to-client buffer empty: nginx then finalizes with its usual status and log line.
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use nginx_sys::{
-    ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_http_request_t,
-    ngx_http_upstream_handler_pt, ngx_http_upstream_t, ngx_http_write_filter, ngx_int_t,
-    ngx_msec_t, ngx_post_event, ngx_posted_events, NGX_ERROR, NGX_LOG_INFO, NGX_OK,
+    ngx_http_request_t, ngx_http_upstream_handler_pt, ngx_http_upstream_t, ngx_http_write_filter,
+    ngx_msec_t, NGX_LOG_INFO,
 };
-use ngx::core::Pool;
-use ngx::http::HttpModuleLocationConf;
+use ngx::core::Status;
+use ngx::http::{HttpModule, HttpModuleLocationConf, Request};
 
 use docker_stream_logic::duration::MAX_MSEC;
 use docker_stream_logic::splice_mode::SpliceMode;
 
+use crate::conn::{self, Connection};
 use crate::direction::{self, is_empty, Direction, Ends, Pumped};
-use crate::{guard, DockerStreamModule};
+use crate::{guard, metrics, DockerStreamModule};
 
 /// How the request became a tunnel; `$docker_stream` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,17 +42,24 @@ pub enum Mode {
     Native,
 }
 
-/// Per-request state, allocated from the request pool (plain data, never dropped).
+/// Per-request state, allocated from the request's pool and dropped with it.
 pub struct Tunnel {
     pub mode: Mode,
     state: State,
+    client: Connection,
+    daemon: Connection,
+    upstream: NonNull<ngx_http_upstream_t>,
     nginx_read_upstream: ngx_http_upstream_handler_pt,
+    /// Counted among the open tunnels (`docker_api_metrics`) until dropped.
+    counted: bool,
     /// `docker_stream_timeout`; `None`: no idle limit.
     idle: Option<ngx_msec_t>,
     /// The relay's timer: the idle limit, or the longest one (see `LocConf::idle_timer`).
     timer: ngx_msec_t,
     /// Which directions may start splice(2) lanes (`docker_stream_splice`).
     splice: SpliceMode,
+    /// Size of a direction's first buffer (`proxy_buffer_size`).
+    buffer_size: usize,
     /// daemon → client, through `u->buffer`.
     down: Direction,
     /// client → daemon, through `u->from_client`.
@@ -77,80 +84,106 @@ struct Parked {
     upstream_ready: bool,
 }
 
-fn module_ctx_index() -> usize {
-    // SAFETY: ctx_index is set once by nginx while loading the configuration.
-    unsafe { (*ptr::addr_of!(crate::ngx_http_docker_stream_module)).ctx_index }
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        if self.counted {
+            metrics::tunnel_closed();
+        }
+    }
 }
 
-/// The request's tunnel, if the header filter made one.
-///
-/// # Safety
-/// `r` must be a valid request.
-pub unsafe fn get(r: *mut ngx_http_request_t) -> Option<&'static mut Tunnel> {
-    let ctx = *(*r).ctx.add(module_ctx_index());
-    ctx.cast::<Tunnel>().as_mut()
+/// The request's tunnel, if the header filter made one. It lives as long as the request's
+/// pool.
+pub fn get(r: &Request) -> Option<&'static mut Tunnel> {
+    let index = DockerStreamModule::module().ctx_index;
+    // SAFETY: `ctx` has a slot for every HTTP module; ours is null or the tunnel attach()
+    // allocated in the request's pool.
+    unsafe { (*r.as_ref().ctx.add(index)).cast::<Tunnel>().as_mut() }
 }
 
-/// Marks the request as a tunnel; the relay takes over when nginx upgrades it.
-///
-/// # Safety
-/// `r` must be a valid main request with an upstream.
-pub unsafe fn attach(r: *mut ngx_http_request_t, mode: Mode) -> ngx_int_t {
-    let u = (*r).upstream;
-    let conf = DockerStreamModule::location_conf(&*r);
+/// Marks the request as a tunnel; the relay takes over when nginx upgrades it. `r` is a
+/// main request whose upstream has received the response head.
+pub fn attach(r: &mut Request, mode: Mode) -> Status {
+    let Some(u) = r.upstream().and_then(NonNull::new) else {
+        return Status::NGX_ERROR;
+    };
+    // SAFETY: the request's upstream is live; nginx reads the head from its peer
+    // connection, which stays open until the request ends.
+    let ends = unsafe {
+        let u = u.as_ref();
+        (
+            Connection::from_ptr(r.connection()),
+            Connection::from_ptr(u.peer.connection),
+            (*u.conf).buffer_size,
+        )
+    };
+    let (Some(client), Some(daemon), buffer_size) = ends else {
+        return Status::NGX_ERROR;
+    };
+    // SAFETY: nginx's two relay buffers, inside the upstream, which outlives the tunnel.
+    let (down, up) = unsafe {
+        let u = u.as_ptr();
+        (
+            Direction::new("daemon->client", ptr::addr_of_mut!((*u).buffer)),
+            Direction::new("client->daemon", ptr::addr_of_mut!((*u).from_client)),
+        )
+    };
+    let conf = DockerStreamModule::location_conf(r);
     // Dropped with the request's pool: the splice lanes close their pipes. (ngx 0.5.1's
     // allocate writes before it checks the allocation: out of memory in a request pool
     // is fatal here as in the crate's other users.)
-    let t = Pool::from_ngx_pool((*r).pool).allocate(Tunnel {
+    let t = r.pool().allocate(Tunnel {
         mode,
         state: State::Attached,
+        client,
+        daemon,
+        upstream: u,
         nginx_read_upstream: None,
+        counted: false,
         idle: conf.and_then(|c| c.idle_timeout()),
         timer: conf.map_or(MAX_MSEC as ngx_msec_t, |c| c.idle_timer()),
         splice: conf.map_or(SpliceMode::Off, |c| c.splice_mode()),
-        down: Direction::new("daemon->client", ptr::addr_of_mut!((*u).buffer)),
-        up: Direction::new("client->daemon", ptr::addr_of_mut!((*u).from_client)),
+        buffer_size,
+        down,
+        up,
     });
     if t.is_null() {
-        return NGX_ERROR as ngx_int_t;
+        return Status::NGX_ERROR;
     }
-    *(*r).ctx.add(module_ctx_index()) = t.cast();
-    NGX_OK as ngx_int_t
+    r.set_module_ctx(t.cast(), DockerStreamModule::module());
+    Status::NGX_OK
 }
 
-/// Whether the body filter should call [`install`] now: the tunnel exists, nginx has
-/// switched the request to upgraded mode, and our handlers are not yet in place.
-pub fn wants_install(t: &Tunnel, u: &ngx_http_upstream_t) -> bool {
+/// Whether the body filter should call [`install`] now: nginx has switched the request
+/// to upgraded mode, and our handlers are not yet in place.
+pub fn wants_install(t: &Tunnel) -> bool {
+    // SAFETY: the request's upstream, live while the tunnel is.
+    let u = unsafe { t.upstream.as_ref() };
     t.state == State::Attached && u.upgrade() != 0 && u.header_sent() != 0
 }
 
 /// Replaces nginx's upgraded-connection handlers with ours. Called from the body filter
 /// while `ngx_http_upstream_upgrade()` flushes the head.
-///
-/// # Safety
-/// `r` must be the main request being upgraded, with a connected upstream.
-pub unsafe fn install(r: *mut ngx_http_request_t, t: &mut Tunnel) {
-    let u = (*r).upstream;
-    let c = (*r).connection;
-    let pc = (*u).peer.connection;
+pub fn install(r: &mut Request, t: &mut Tunnel) {
+    t.counted = metrics::tunnel_opened();
+    // SAFETY: the request's upstream; nothing else refers to it during this call.
+    let u = unsafe { t.upstream.as_mut() };
+    t.nginx_read_upstream = u.read_event_handler;
+    u.read_event_handler = Some(upstream_event);
+    u.write_event_handler = Some(upstream_event);
+    r.as_mut().read_event_handler = Some(client_event);
+    r.as_mut().write_event_handler = Some(client_event);
 
-    crate::metrics::tunnel_opened(r);
-    t.nginx_read_upstream = (*u).read_event_handler;
-    (*u).read_event_handler = Some(upstream_event);
-    (*u).write_event_handler = Some(upstream_event);
-    (*r).read_event_handler = Some(client_event);
-    (*r).write_event_handler = Some(client_event);
-
-    let (rev, prev) = ((*c).read, (*pc).read);
+    let (rev, prev) = (t.client.read(), t.daemon.read());
     t.state = State::Installed(Parked {
-        client_ready: (*rev).ready() != 0,
-        client_eof: (*rev).eof() != 0,
-        upstream_ready: (*prev).ready() != 0,
+        client_ready: rev.ready(),
+        client_eof: rev.eof(),
+        upstream_ready: prev.ready(),
     });
-    (*rev).set_ready(0);
-    (*rev).set_eof(0);
-    (*prev).set_ready(0);
-    ngx_post_event(rev, ptr::addr_of_mut!(ngx_posted_events));
+    rev.set_ready(false);
+    rev.set_eof(false);
+    prev.set_ready(false);
+    rev.post();
 }
 
 unsafe extern "C" fn client_event(r: *mut ngx_http_request_t) {
@@ -161,26 +194,27 @@ unsafe extern "C" fn upstream_event(r: *mut ngx_http_request_t, _u: *mut ngx_htt
     run(r);
 }
 
+/// # Safety
+/// `r` is the live request whose handlers install() replaced.
 unsafe fn run(r: *mut ngx_http_request_t) {
-    let log = (*(*r).connection).log;
+    // SAFETY: the caller's contract.
+    let log = Request::from_ngx_http_request(r).log();
     guard::catch_event(
         log,
         || {
-            // SAFETY: nginx calls the handlers with a live request whose upstream we own.
-            unsafe {
-                if let Some(t) = get(r) {
-                    if let Err(end) = relay(r, t) {
-                        finish(r, t, end);
-                    }
+            // SAFETY: as above.
+            let req = unsafe { Request::from_ngx_http_request(r) };
+            if let Some(t) = get(req) {
+                if let Err(end) = relay(req, t) {
+                    finish(req, t, end);
                 }
             }
         },
         || {
             // SAFETY: as above; ends the request the way a failed relay would.
-            unsafe {
-                if let Some(t) = get(r) {
-                    finish(r, t, End::Internal)
-                }
+            let req = unsafe { Request::from_ngx_http_request(r) };
+            if let Some(t) = get(req) {
+                finish(req, t, End::Internal)
             }
         },
     );
@@ -249,68 +283,52 @@ impl core::fmt::Display for EndLine {
     }
 }
 
-/// Whether `sa` is a unix socket's address (null: not known, taken as not).
-///
-/// # Safety
-/// `sa` must be null or a valid socket address.
-unsafe fn is_unix(sa: *const nginx_sys::sockaddr) -> bool {
-    !sa.is_null() && i32::from((*sa).sa_family) == libc::AF_UNIX
-}
-
 /// How long a tunnel keeps its bulk buffers and pipes after the last byte moved.
 const QUIET_MSEC: ngx_msec_t = 1000;
 
-unsafe fn del_timer(ev: *mut ngx_event_t) {
-    if (*ev).timer_set() != 0 {
-        nginx_sys::ngx_del_timer(ev);
-    }
-}
-
 /// Our first run: gives back what [`install`] parked, drops the timers nginx's direct
 /// relay run armed, and chooses which directions may splice.
-unsafe fn start(r: *mut ngx_http_request_t, t: &mut Tunnel, parked: Parked) {
-    let u = (*r).upstream;
-    let c = (*r).connection;
-    let pc = (*u).peer.connection;
+fn start(t: &mut Tunnel, parked: Parked) {
+    let (c, pc) = (t.client, t.daemon);
     if parked.client_ready {
-        (*(*c).read).set_ready(1);
+        c.read().set_ready(true);
     }
     if parked.client_eof {
-        (*(*c).read).set_eof(1);
+        c.read().set_eof(true);
         t.up.source_ended(c);
     }
     if parked.upstream_ready {
-        (*(*pc).read).set_ready(1);
+        pc.read().set_ready(true);
     }
-    for ev in [(*c).read, (*c).write, (*pc).read, (*pc).write] {
-        del_timer(ev);
+    for ev in [c.read(), c.write(), pc.read(), pc.write()] {
+        ev.del_timer();
     }
     // TLS bytes must pass through OpenSSL. An upstream connection's own sockaddr is
     // unset; the peer's address is in u->peer.
-    let plain = (*c).ssl.is_null() && (*pc).ssl.is_null();
-    t.down.splice = plain && t.splice.splices_into(is_unix((*c).sockaddr));
-    t.up.splice = plain && t.splice.splices_into(is_unix((*u).peer.sockaddr));
+    // SAFETY: the request's upstream, live while the tunnel is; its peer's address is
+    // null or valid.
+    let daemon_unix = unsafe { conn::is_unix_addr(t.upstream.as_ref().peer.sockaddr) };
+    let plain = !c.is_tls() && !pc.is_tls();
+    t.down.splice = plain && t.splice.splices_into(c.is_unix());
+    t.up.splice = plain && t.splice.splices_into(daemon_unix);
     t.state = State::Running;
 }
 
 /// One run of the relay: both directions, then the half-close, the end, and the events
 /// and timers for the next run. `Err` says how the tunnel ends.
-unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
+fn relay(r: &mut Request, t: &mut Tunnel) -> Result<(), End> {
     match t.state {
         State::Running => {}
-        State::Installed(parked) => start(r, t, parked),
+        State::Installed(parked) => start(t, parked),
         State::Attached | State::Finished => return Ok(()),
     }
-    let u = (*r).upstream;
-    let c = (*r).connection;
-    let pc = (*u).peer.connection;
-    let log = (*c).log;
+    let (c, pc) = (t.client, t.daemon);
 
     // Nothing moved for QUIET_MSEC: bulk buffers and pipes go back at the end of this run.
-    let quiet = (*(*pc).write).timedout() != 0;
-    (*(*pc).write).set_timedout(0);
-    if (*(*pc).read).timedout() != 0 {
-        (*(*pc).read).set_timedout(0);
+    let quiet = pc.write().timedout();
+    pc.write().set_timedout(false);
+    if pc.read().timedout() {
+        pc.read().set_timedout(false);
         // Without an idle limit it is the keep-alive timer (see below): not idle.
         if t.idle.is_some() {
             return Err(End::Idle);
@@ -318,23 +336,24 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
     }
 
     // The response head may still be queued if the client was not writable.
-    if !(*r).out.is_null()
-        && (*(*c).write).ready() != 0
-        && ngx_http_write_filter(r, ptr::null_mut()) == NGX_ERROR as ngx_int_t
+    // SAFETY: the live request; a null chain sends what is queued.
+    if !r.as_ref().out.is_null()
+        && c.write().ready()
+        && Status(unsafe { ngx_http_write_filter(r.into(), ptr::null_mut()) }) == Status::NGX_ERROR
     {
         return Err(End::ClientFailed);
     }
-    let head_sent = (*r).out.is_null();
-    let (pool, buffer_size) = ((*r).pool, (*(*u).conf).buffer_size);
+    let head_sent = r.as_ref().out.is_null();
+    let pool = r.pool();
 
     // daemon → client
-    let state = (*u).state;
-    let received = state.as_mut().map(|s| &mut s.bytes_received);
+    // SAFETY: the upstream's state of this connection, null or live while the request is.
+    let received = unsafe { t.upstream.as_ref().state.as_mut() }.map(|s| &mut s.bytes_received);
     let to_client = Ends {
         src: pc,
         dst: c,
-        pool,
-        buffer_size,
+        pool: pool.clone(),
+        buffer_size: t.buffer_size,
     };
     let down = t
         .down
@@ -350,21 +369,26 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
 
     // client → daemon; bytes the client sent right behind the request head go first, as
     // stream bytes.
-    let hin = (*r).header_in;
+    // SAFETY: the request's header buffer, null or live while the request is.
+    let hin = unsafe { r.as_ref().header_in.as_mut() };
     let mut up = Pumped::default();
-    if !hin.is_null() && !is_empty(&*hin) {
-        up = direction::pump(c, pc, &mut *hin, false, !t.up.write_failed, None);
-        if t.up.write_failed {
-            (*hin).pos = (*hin).last;
+    let prefix_sent = match hin {
+        Some(hin) if !is_empty(hin) => {
+            // SAFETY: nginx's buffer describes one allocation.
+            up = unsafe { direction::pump(c, pc, hin, false, !t.up.write_failed, None) };
+            if t.up.write_failed {
+                hin.pos = hin.last;
+            }
+            is_empty(hin)
         }
-    }
-    let prefix_sent = hin.is_null() || is_empty(&*hin);
+        _ => true,
+    };
     if prefix_sent {
         let to_daemon = Ends {
             src: c,
             dst: pc,
-            pool,
-            buffer_size,
+            pool: pool.clone(),
+            buffer_size: t.buffer_size,
         };
         up.merge(t.up.pass(to_daemon, true, None).map_err(End::Error)?);
     }
@@ -378,25 +402,25 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
         t.up.write_failed = true;
         stream_log!(
             NGX_LOG_INFO,
-            log,
+            c.log(),
             "the daemon stopped reading, discarding the client's further input"
         );
     }
 
     let quiet_now = quiet && !down.moved && !up.moved;
-    t.down.trim(pc, pool, quiet_now);
-    t.up.trim(c, pool, quiet_now);
+    t.down.trim(pc, &pool, quiet_now);
+    t.up.trim(c, &pool, quiet_now);
 
     t.up.pass_eof(pc, prefix_sent && t.up.pending() == 0);
 
-    if t.down.eof && t.down.pending() == 0 && (*r).out.is_null() {
+    if t.down.eof && t.down.pending() == 0 && r.as_ref().out.is_null() {
         return Err(End::Done);
     }
 
-    if ngx_handle_write_event((*pc).write, 0) != NGX_OK as ngx_int_t
-        || ngx_handle_read_event((*pc).read, 0) != NGX_OK as ngx_int_t
-        || ngx_handle_write_event((*c).write, 0) != NGX_OK as ngx_int_t
-        || ngx_handle_read_event((*c).read, 0) != NGX_OK as ngx_int_t
+    if !pc.write().watch_write().is_ok()
+        || !pc.read().watch_read().is_ok()
+        || !c.write().watch_write().is_ok()
+        || !c.read().watch_read().is_ok()
     {
         return Err(End::Error("cannot watch the connections' events"));
     }
@@ -404,14 +428,13 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
     // Always a timer, even without an idle limit: a worker shutting down gracefully
     // (reload, binary upgrade) stays while timers that are not cancelable remain, and would
     // otherwise exit at once and cut every open tunnel.
-    let limit = t.timer;
-    if down.moved || up.moved || (*(*pc).read).timer_set() == 0 {
-        nginx_sys::ngx_add_timer((*pc).read, limit);
+    if down.moved || up.moved || !pc.read().timer_set() {
+        pc.read().add_timer(t.timer);
     }
     // The quiet timer (on the upstream write event, which the relay never times otherwise).
     let holds = t.down.holds_bulk() || t.up.holds_bulk();
-    if holds && (down.moved || up.moved || (*(*pc).write).timer_set() == 0) {
-        nginx_sys::ngx_add_timer((*pc).write, QUIET_MSEC);
+    if holds && (down.moved || up.moved || !pc.write().timer_set()) {
+        pc.write().add_timer(QUIET_MSEC);
     }
     Ok(())
 }
@@ -420,28 +443,26 @@ unsafe fn relay(r: *mut ngx_http_request_t, t: &mut Tunnel) -> Result<(), End> {
 /// line that says how (nginx's own lines about the request stay away: a failed client is
 /// marked as nginx marks one, so no lingering close follows, and an idle end is not
 /// passed to nginx as an upstream timeout).
-unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
+fn finish(r: &mut Request, t: &mut Tunnel, how: End) {
     if t.state == State::Finished {
         return;
     }
     t.state = State::Finished;
-    let u = (*r).upstream;
-    let c = (*r).connection;
-    let pc = (*u).peer.connection;
+    let (c, pc) = (t.client, t.daemon);
 
     let line = EndLine {
         how,
         idle_ms: t.idle.unwrap_or(0),
         undelivered: t.down.pending(),
-        to_client: (*c).sent,
-        to_daemon: (*pc).sent,
+        to_client: c.sent(),
+        to_daemon: pc.sent(),
         client_eof: t.up.eof,
         client_unclean: t.up.unclean_eof,
         daemon_unclean: t.down.unclean_eof,
     };
     if how != End::Internal {
         // Formatted by the macro, only when info lines are logged.
-        stream_log!(NGX_LOG_INFO, (*c).log, "{line}");
+        stream_log!(NGX_LOG_INFO, c.log(), "{line}");
     }
     let end = match how {
         End::Done => 0,
@@ -450,22 +471,26 @@ unsafe fn finish(r: *mut ngx_http_request_t, t: &mut Tunnel, how: End) {
         End::Error(_) => 3,
         End::Internal => 4,
     };
-    crate::metrics::tunnel_ended(end, (*c).sent as u64, (*pc).sent as u64);
+    metrics::tunnel_ended(end, c.sent() as u64, pc.sent() as u64);
 
     if how != End::Done {
-        (*u).buffer.pos = (*u).buffer.last;
+        // SAFETY: the request's upstream; no reference to its buffer is live here.
+        let u = unsafe { t.upstream.as_mut() };
+        u.buffer.pos = u.buffer.last;
     }
     if how == End::ClientFailed {
-        (*c).set_error(1);
+        c.set_error();
     }
-    (*(*c).write).set_timedout(0);
-    (*(*pc).write).set_timedout(0);
-    (*(*pc).read).set_timedout(0);
-    (*(*pc).read).set_eof(1);
-    (*(*pc).read).set_ready(0);
+    c.write().set_timedout(false);
+    pc.write().set_timedout(false);
+    pc.read().set_timedout(false);
+    pc.read().set_eof(true);
+    pc.read().set_ready(false);
 
     // Always set by install(), which runs before any of our handlers can.
     if let Some(h) = t.nginx_read_upstream {
-        h(r, u);
+        // SAFETY: nginx's own handler, called as nginx would: the live request and its
+        // upstream.
+        unsafe { h(r.into(), t.upstream.as_ptr()) };
     }
 }

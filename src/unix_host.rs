@@ -18,9 +18,12 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use nginx_sys::{
     ngx_conf_t, ngx_hash_elt_t, ngx_hash_key, ngx_http_header_t, ngx_http_request_t, ngx_int_t,
-    ngx_palloc, ngx_pnalloc, ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_OK,
+    ngx_palloc, ngx_table_elt_t, ngx_uint_t,
 };
-use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::core::Status;
+use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule, Request};
+
+use crate::conn::Connection;
 
 /// nginx's own `Host` handler (`ngx_http_process_host`), the same in every cycle.
 static NGINX_HOST_HANDLER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
@@ -29,13 +32,13 @@ const NAME: &[u8] = b"api.moby.localhost";
 
 /// # Safety
 /// `cf` is the configuration being parsed (postconfiguration: the headers hash is built).
-pub unsafe fn install(cf: *mut ngx_conf_t) -> ngx_int_t {
+pub unsafe fn install(cf: *mut ngx_conf_t) -> Status {
     let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
-        return NGX_ERROR as ngx_int_t;
+        return Status::NGX_ERROR;
     };
     let hash = &cmcf.headers_in_hash;
     if hash.size == 0 || hash.buckets.is_null() {
-        return NGX_OK as ngx_int_t;
+        return Status::NGX_OK;
     }
     let mut key = *b"host";
     let k = ngx_hash_key(key.as_mut_ptr(), key.len());
@@ -43,7 +46,7 @@ pub unsafe fn install(cf: *mut ngx_conf_t) -> ngx_int_t {
     // pointer alignment after its name.
     let mut elt = *hash.buckets.add(k % hash.size);
     if elt.is_null() {
-        return NGX_OK as ngx_int_t;
+        return Status::NGX_OK;
     }
     while !(*elt).value.is_null() {
         let len = usize::from((*elt).len);
@@ -51,16 +54,16 @@ pub unsafe fn install(cf: *mut ngx_conf_t) -> ngx_int_t {
         if name == b"host" {
             let ours = replace(cf, (*elt).value.cast());
             if ours.is_null() {
-                return NGX_ERROR as ngx_int_t;
+                return Status::NGX_ERROR;
             }
             (*elt).value = ours.cast();
-            return NGX_OK as ngx_int_t;
+            return Status::NGX_OK;
         }
         let next = ptr::addr_of!((*elt).name).cast::<u8>().add(len) as usize;
         let align = core::mem::size_of::<*mut c_void>();
         elt = ((next + align - 1) & !(align - 1)) as *mut ngx_hash_elt_t;
     }
-    NGX_OK as ngx_int_t
+    Status::NGX_OK
 }
 
 /// A copy of nginx's `Host` entry with our handler, in the configuration's pool.
@@ -92,20 +95,24 @@ unsafe extern "C" fn process_host(
 ) -> ngx_int_t {
     // Nothing here can panic: plain reads of what nginx passed (the live request and the
     // header line it parsed).
-    let sa = (*(*r).connection).sockaddr;
-    let unix = !sa.is_null() && i32::from((*sa).sa_family) == libc::AF_UNIX;
-    if unix && (*h).value.len == 0 {
-        let data = ngx_pnalloc((*r).pool, NAME.len()).cast::<u8>();
-        if data.is_null() {
-            return NGX_ERROR as ngx_int_t;
+    {
+        // The handle ends before nginx's handler gets `r`.
+        let req = Request::from_ngx_http_request(r);
+        if Connection::from_ptr(req.connection()).is_some_and(Connection::is_unix)
+            && (*h).value.len == 0
+        {
+            let data = req.pool().alloc_unaligned(NAME.len()).cast::<u8>();
+            if data.is_null() {
+                return Status::NGX_ERROR.into();
+            }
+            ptr::copy_nonoverlapping(NAME.as_ptr(), data, NAME.len());
+            (*h).value.len = NAME.len();
+            (*h).value.data = data;
         }
-        ptr::copy_nonoverlapping(NAME.as_ptr(), data, NAME.len());
-        (*h).value.len = NAME.len();
-        (*h).value.data = data;
     }
     let handler = NGINX_HOST_HANDLER.load(Ordering::Relaxed);
     if handler.is_null() {
-        return NGX_ERROR as ngx_int_t;
+        return Status::NGX_ERROR.into();
     }
     // SAFETY: stored from the hash entry's handler, of this type, by replace().
     let handler: unsafe extern "C" fn(

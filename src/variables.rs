@@ -28,19 +28,21 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_conf_t, ngx_escape_uri, ngx_http_add_variable, ngx_http_request_t,
-    ngx_http_variable_value_t, ngx_int_t, ngx_pnalloc, ngx_str_t, NGX_ERROR, NGX_ESCAPE_URI,
-    NGX_HTTP_VAR_NOCACHEABLE, NGX_OK,
+    ngx_http_variable_value_t, ngx_int_t, ngx_str_t, NGX_ESCAPE_URI, NGX_HTTP_VAR_NOCACHEABLE,
 };
+use ngx::core::Status;
+use ngx::http::Request;
 use ngx::ngx_string;
 
 use docker_stream_logic::operation::classify;
 
+use crate::conn::Connection;
 use crate::tunnel::{self, Mode};
 use crate::{api_rules, guard, tls};
 
 /// # Safety
 /// `cf` must be the configuration being parsed (preconfiguration).
-pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+pub unsafe fn register(cf: *mut ngx_conf_t) -> Status {
     let vars: [(ngx_str_t, GetHandler, usize); 9] = [
         (ngx_string!("docker_stream"), get_docker_stream, 0),
         (ngx_string!("docker_uri"), get_docker_uri, 0),
@@ -65,14 +67,14 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
         (ngx_string!("docker_api_rule"), get_verdict, VERDICT_RULE),
     ];
     for (mut name, handler, data) in vars {
-        let v = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
-        if v.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        (*v).get_handler = Some(handler);
-        (*v).data = data;
+        let Some(v) = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _).as_mut()
+        else {
+            return Status::NGX_ERROR;
+        };
+        v.get_handler = Some(handler);
+        v.data = data;
     }
-    NGX_OK as ngx_int_t
+    Status::NGX_OK
 }
 
 type GetHandler = unsafe extern "C" fn(
@@ -87,39 +89,44 @@ type Value = Result<(*const u8, usize), ()>;
 
 /// The body of every get handler: computes the value with panics contained and stores
 /// it in `v`.
+///
+/// # Safety
+/// `r` and `v` are what nginx passes to a variable's get handler.
 unsafe fn get(
     r: *mut ngx_http_request_t,
     v: *mut ngx_http_variable_value_t,
-    value: impl FnOnce(*mut ngx_http_request_t) -> Value,
+    value: impl FnOnce(&mut Request) -> Value,
 ) -> ngx_int_t {
-    let log = (*(*r).connection).log;
-    guard::catch_status(log, || {
+    // SAFETY: the caller's contract.
+    let (r, v) = (Request::from_ngx_http_request(r), &mut *v);
+    guard::catch_status(r.log(), || {
         let Ok((data, len)) = value(r) else {
-            return NGX_ERROR as ngx_int_t;
+            return Status::NGX_ERROR;
         };
-        // SAFETY: nginx passes a value slot to fill.
-        unsafe {
-            (*v).set_len(len as u32);
-            (*v).set_valid(1);
-            (*v).set_no_cacheable(0);
-            (*v).set_not_found(0);
-            (*v).data = data.cast_mut();
-        }
-        NGX_OK as ngx_int_t
+        v.set_len(len as u32);
+        v.set_valid(1);
+        v.set_no_cacheable(0);
+        v.set_not_found(0);
+        v.data = data.cast_mut();
+        Status::NGX_OK
     })
+    .into()
 }
 
 /// `len` bytes from the request's pool, freed with it.
-///
-/// # Safety
-/// `r` is a live request.
-unsafe fn pool_bytes(r: *mut ngx_http_request_t, len: usize) -> Result<*mut u8, ()> {
-    let p = ngx_pnalloc((*r).pool, len).cast::<u8>();
+fn pool_bytes(r: &Request, len: usize) -> Result<*mut u8, ()> {
+    let p = r.pool().alloc_unaligned(len).cast::<u8>();
     if p.is_null() {
         Err(())
     } else {
         Ok(p)
     }
+}
+
+/// The main request of `r`, live while `r` is.
+fn main_of(r: &Request) -> &Request {
+    // SAFETY: every request's `main` is a live request that outlives it.
+    unsafe { Request::from_ngx_http_request(r.as_ref().main) }
 }
 
 unsafe extern "C" fn get_docker_stream(
@@ -128,8 +135,7 @@ unsafe extern "C" fn get_docker_stream(
     _data: usize,
 ) -> ngx_int_t {
     get(r, v, |r| {
-        // SAFETY: nginx passes a live request.
-        let text: &'static [u8] = match unsafe { tunnel::get((*r).main) } {
+        let text: &'static [u8] = match tunnel::get(main_of(r)) {
             Some(t) if t.mode == Mode::Switched => b"upgrade",
             Some(_) => b"101",
             None => b"",
@@ -144,16 +150,16 @@ unsafe extern "C" fn get_client_sha256(
     _data: usize,
 ) -> ngx_int_t {
     get(r, v, |r| {
-        // SAFETY: nginx passes a live request; the hex digits live in its pool.
-        unsafe {
-            let Some(digest) = tls::verified_client_sha256((*r).connection) else {
-                return Ok((ptr::null(), 0));
-            };
-            let hex = pool_bytes(r, digest.len() * 2)?;
-            let out = core::slice::from_raw_parts_mut(hex, digest.len() * 2);
-            docker_stream_logic::hex::encode_lower(&digest, out);
-            Ok((hex.cast_const(), out.len()))
-        }
+        // SAFETY: a live request's client connection.
+        let c = unsafe { Connection::from_ptr(r.connection()) };
+        let Some(digest) = c.and_then(tls::verified_client_sha256) else {
+            return Ok((ptr::null(), 0));
+        };
+        let hex = pool_bytes(r, digest.len() * 2)?;
+        // SAFETY: the room just allocated, written whole by encode_lower.
+        let out = unsafe { core::slice::from_raw_parts_mut(hex, digest.len() * 2) };
+        docker_stream_logic::hex::encode_lower(&digest, out);
+        Ok((hex.cast_const(), out.len()))
     })
 }
 
@@ -168,20 +174,16 @@ unsafe extern "C" fn get_docker_api(
     data: usize,
 ) -> ngx_int_t {
     get(r, v, |r| {
-        // SAFETY: nginx passes a live request; the values are static, or in the request's
-        // pool.
-        unsafe {
-            let m = (*r).main;
-            let c = classify((*m).method_name.as_bytes(), (*m).uri.as_bytes());
-            let text: &[u8] = match data {
-                API_OPERATION => c.operation.map_or(b"", |op| op.name.as_bytes()),
-                API_GROUP => c.operation.map_or(b"", |op| op.group.as_bytes()),
-                API_VERSION => c.version.map_or(b"", str::as_bytes),
-                _ => return escaped(r, c.object.unwrap_or(b""), &[]),
-            };
-            // Static names, or a slice of the main request's uri, which outlives r.
-            Ok((text.as_ptr(), text.len()))
-        }
+        let m = main_of(r).as_ref();
+        let c = classify(m.method_name.as_bytes(), m.uri.as_bytes());
+        let text: &[u8] = match data {
+            API_OPERATION => c.operation.map_or(b"", |op| op.name.as_bytes()),
+            API_GROUP => c.operation.map_or(b"", |op| op.group.as_bytes()),
+            API_VERSION => c.version.map_or(b"", str::as_bytes),
+            _ => return escaped(r, c.object.unwrap_or(b""), &[]),
+        };
+        // Static names, or a slice of the main request's uri, which outlives r.
+        Ok((text.as_ptr(), text.len()))
     })
 }
 
@@ -194,9 +196,8 @@ unsafe extern "C" fn get_verdict(
     data: usize,
 ) -> ngx_int_t {
     get(r, v, |r| {
-        // SAFETY: nginx passes a live request; the rule text is in the main request's
-        // pool, which outlives r.
-        let (ptr, len) = match unsafe { api_rules::recorded(r) } {
+        // The rule text is in the main request's pool, which outlives r.
+        let (ptr, len) = match api_rules::recorded(r) {
             None => (b"".as_ptr(), 0),
             Some((true, _)) if data == VERDICT_DECISION => (b"allow".as_ptr(), 5),
             Some((false, _)) if data == VERDICT_DECISION => (b"deny".as_ptr(), 4),
@@ -208,19 +209,29 @@ unsafe extern "C" fn get_verdict(
 
 /// `path` escaped as `proxy_pass` escapes a URI, then `?query` when there is one, in the
 /// request's pool.
-///
-/// # Safety
-/// `r` is a live request.
-unsafe fn escaped(r: *mut ngx_http_request_t, path: &[u8], query: &[u8]) -> Value {
-    let escapes = ngx_escape_uri(
-        ptr::null_mut(),
-        path.as_ptr().cast_mut(),
-        path.len(),
-        NGX_ESCAPE_URI as _,
-    );
+fn escaped(r: &Request, path: &[u8], query: &[u8]) -> Value {
+    // SAFETY: with no destination, ngx_escape_uri only counts what needs escaping.
+    let escapes = unsafe {
+        ngx_escape_uri(
+            ptr::null_mut(),
+            path.as_ptr().cast_mut(),
+            path.len(),
+            NGX_ESCAPE_URI as _,
+        )
+    };
     let extra = if query.is_empty() { 0 } else { 1 + query.len() };
     let len = path.len() + 2 * escapes + extra;
     let out = pool_bytes(r, len.max(1))?;
+    // SAFETY: `out` has room for the escaped path and the query.
+    unsafe {
+        write_escaped(out, path, escapes, query);
+    }
+    Ok((out.cast_const(), len))
+}
+
+/// # Safety
+/// `out` has room for `path` with `escapes` characters escaped, then `?` and `query`.
+unsafe fn write_escaped(out: *mut u8, path: &[u8], escapes: usize, query: &[u8]) {
     if escapes == 0 {
         ptr::copy_nonoverlapping(path.as_ptr(), out, path.len());
     } else {
@@ -231,12 +242,11 @@ unsafe fn escaped(r: *mut ngx_http_request_t, path: &[u8], query: &[u8]) -> Valu
             NGX_ESCAPE_URI as _,
         );
     }
-    if extra > 0 {
+    if !query.is_empty() {
         let at = out.add(path.len() + 2 * escapes);
         *at = b'?';
         ptr::copy_nonoverlapping(query.as_ptr(), at.add(1), query.len());
     }
-    Ok((out.cast_const(), len))
 }
 
 unsafe extern "C" fn get_docker_uri(
@@ -245,11 +255,8 @@ unsafe extern "C" fn get_docker_uri(
     _data: usize,
 ) -> ngx_int_t {
     get(r, v, |r| {
-        // SAFETY: nginx passes a live request; the value lives in its pool.
-        unsafe {
-            // The main request's: in an auth_request subrequest, the request it checks.
-            let m = (*r).main;
-            escaped(r, (*m).uri.as_bytes(), (*m).args.as_bytes())
-        }
+        // The main request's: in an auth_request subrequest, the request it checks.
+        let m = main_of(r).as_ref();
+        escaped(r, m.uri.as_bytes(), m.args.as_bytes())
     })
 }
