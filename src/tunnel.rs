@@ -309,8 +309,9 @@ fn start(t: &mut Tunnel, parked: Parked) {
     // null or valid.
     let daemon_unix = unsafe { conn::is_unix_addr(t.upstream.as_ref().peer.sockaddr) };
     let plain = !c.is_tls() && !pc.is_tls();
-    t.down.splice = plain && t.splice.splices_into(c.is_unix());
-    t.up.splice = plain && t.splice.splices_into(daemon_unix);
+    let client_unix = c.is_unix();
+    t.down.splice = plain && t.splice.splices(daemon_unix, client_unix);
+    t.up.splice = plain && t.splice.splices(client_unix, daemon_unix);
     t.state = State::Running;
 }
 

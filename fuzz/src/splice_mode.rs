@@ -1,6 +1,6 @@
 //! `SpliceMode::parse` on arbitrary bytes: never panics, and agrees with a plain
 //! reference (ASCII-lowercase, then one of the three keywords); a parsed mode's rule
-//! splices into unix sockets whenever it splices into TCP.
+//! splices into a unix socket whenever it splices anything into TCP.
 
 use docker_stream_logic::splice_mode::SpliceMode;
 
@@ -24,6 +24,8 @@ pub fn check(data: &[u8]) {
     );
     assert_eq!(SpliceMode::parse(&data.to_ascii_uppercase()), got);
     if let Some(mode) = got {
-        assert!(!mode.splices_into(false) || mode.splices_into(true));
+        for from_unix in [false, true] {
+            assert!(!mode.splices(from_unix, false) || mode.splices(from_unix, true));
+        }
     }
 }

@@ -598,8 +598,9 @@ fn stream_echo(
 }
 
 /// Bulk data both ways, byte-exact, from a daemon on a unix socket and on TCP, with each
-/// `docker_stream_splice` mode: `on` splices both directions, `off` none, `auto` only
-/// into unix sockets (here the client's input into a daemon on a unix socket). Each
+/// `docker_stream_splice` mode: `on` splices both directions, `off` none, `auto` all but
+/// a unix socket's output into TCP (here the daemon's output to the TCP client when the
+/// daemon is on a unix socket). Each
 /// direction of each request switches exactly once: a relay that dropped its bulk buffer
 /// after every event (a bug this test missed before) grows it again and again.
 #[test]
@@ -609,7 +610,7 @@ fn bulk_both_ways_with_and_without_splice() {
         false,
     );
     for (tcp, upstream) in [(false, fake.upstream()), (true, fake.tcp_upstream())] {
-        for splice in ["on", "off"] {
+        for splice in ["on", "off", "auto"] {
             let what = format!(
                 "splice {splice}, daemon on {}",
                 if tcp { "TCP" } else { "unix" }
@@ -645,8 +646,8 @@ fn bulk_both_ways_with_and_without_splice() {
                 );
             }
             // The client is on TCP; the daemon on TCP or a unix socket.
-            let down_spliced = splice == "on";
-            let up_spliced = splice == "on" || (splice == "auto" && !tcp);
+            let down_spliced = splice == "on" || (splice == "auto" && tcp);
+            let up_spliced = splice != "off";
             for (lane, spliced) in [
                 ("daemon->client", down_spliced),
                 ("client->daemon", up_spliced),

@@ -91,7 +91,12 @@ fn main() {
     }
     if want("latency") {
         let mut pids: Vec<u32> = vec![daemon.id()];
-        for n in [&peers.module, &peers.module_copy, &peers.stock] {
+        for n in [
+            &peers.module,
+            &peers.module_copy,
+            &peers.module_splice,
+            &peers.stock,
+        ] {
             pids.extend(n.worker_pids().into_iter().map(|p| p as u32));
         }
         pids.extend(peers.haproxy.as_ref().map(|(c, _, _)| c.id()));

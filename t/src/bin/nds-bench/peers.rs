@@ -34,6 +34,8 @@ pub struct Peers {
     listen_dir: tempfile::TempDir,
     pub module: Nginx,
     pub module_copy: Nginx,
+    /// `docker_stream_splice on`: splices into TCP too, which `auto` does not.
+    pub module_splice: Nginx,
     pub stock: Nginx,
     pub haproxy: Option<(Child, u16, tempfile::TempDir)>,
     pub socat: Option<(Child, u16)>,
@@ -65,12 +67,15 @@ impl Peers {
         module.server = format!("listen unix:{};", listen_sock.display());
         let mut module_copy = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
         module_copy.location = format!("docker_stream_splice off; {}", module_copy.location);
+        let mut module_splice = tune(NginxConf::new(true, Recipe::Defaults, &upstream));
+        module_splice.location = format!("docker_stream_splice on; {}", module_splice.location);
         let stock = tune(NginxConf::new(false, Recipe::WebSocket, &upstream));
         Peers {
             daemon: daemon.clone(),
             listen_dir,
             module: Nginx::start(&module),
             module_copy: Nginx::start(&module_copy),
+            module_splice: Nginx::start(&module_splice),
             stock: Nginx::start(&stock),
             haproxy: start_haproxy(daemon),
             socat: start_socat(daemon),
@@ -105,6 +110,11 @@ impl Peers {
             name: "nginx + module, splice off",
             target: Target::Tcp(self.module_copy.port),
             pids: workers(&self.module_copy),
+        });
+        v.push(Path {
+            name: "nginx + module, splice on",
+            target: Target::Tcp(self.module_splice.port),
+            pids: workers(&self.module_splice),
         });
         v.push(Path {
             name: "stock nginx (WebSocket recipe)",
