@@ -30,9 +30,28 @@ pub enum Shut {
     Done,
 }
 
+/// Which way a direction carries bytes. (A tunnel lives in the request's pool, whose
+/// blocks are 4 KiB: a few bytes more per tunnel can cost every idle tunnel a page.)
+#[derive(Clone, Copy)]
+pub enum Way {
+    /// daemon → client
+    Down,
+    /// client → daemon
+    Up,
+}
+
+impl Way {
+    /// For the debug log.
+    fn name(self) -> &'static str {
+        match self {
+            Way::Down => "daemon->client",
+            Way::Up => "client->daemon",
+        }
+    }
+}
+
 pub struct Direction {
-    /// "daemon->client" or "client->daemon", for the debug log.
-    name: &'static str,
+    way: Way,
     /// The copying buffer: nginx's own `u->buffer` (daemon → client) or `u->from_client`,
     /// so that what is left in it is what nginx sees when it finalizes.
     buf: *mut ngx_buf_t,
@@ -95,9 +114,9 @@ impl Direction {
     /// # Safety
     /// `buf` must stay valid, empty or describing one allocation of the request's pool,
     /// as long as the direction is used.
-    pub unsafe fn new(name: &'static str, buf: *mut ngx_buf_t) -> Self {
+    pub unsafe fn new(way: Way, buf: *mut ngx_buf_t) -> Self {
         Direction {
-            name,
+            way,
             buf,
             lane: Lane::new(),
             splice: false,
@@ -159,11 +178,11 @@ impl Direction {
         if p.filled && can_send && is_empty(b) && !p.src_eof && !p.dst_error {
             let can_recv = !self.eof && !p.src_eof && !p.src_error;
             if self.splice && self.lane.start() {
-                stream_debug!(e.src.log(), "splice lane {}", self.name);
+                stream_debug!(e.src.log(), "splice lane {}", self.way.name());
                 let more = splice::pump(e.src, e.dst, &mut self.lane, can_recv, true, received);
                 p.merge(more.into());
             } else if grow_buf(&e.pool, b) {
-                stream_debug!(e.src.log(), "bulk buffer {}", self.name);
+                stream_debug!(e.src.log(), "bulk buffer {}", self.way.name());
                 // SAFETY: as above.
                 p.merge(unsafe { pump(src, dst, b, can_recv, true, received) });
             }

@@ -16,18 +16,12 @@ use crate::conn::Connection;
 /// CPU from TCP into TCP). The pipe's pages are only those queued in it.
 const PIPE_SIZE: i32 = 1024 * 1024;
 
-/// A pipe's size when resizing it fails (the kernel's default: 16 pages).
-const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
-
 /// One direction's pipe, `(read end, write end)` while the lane runs; dropping the lane
 /// (with the tunnel, when the request's pool goes) closes it.
 pub struct Lane {
     fds: Option<(OwnedFd, OwnedFd)>,
     /// Bytes in the pipe, not yet written to the destination.
     pub queued: usize,
-    /// What the pipe holds: less than asked when `pipe-max-size` or the user's pipe
-    /// allowance (`pipe-user-pages-soft`) says so.
-    capacity: usize,
 }
 
 impl Lane {
@@ -35,7 +29,6 @@ impl Lane {
         Lane {
             fds: None,
             queued: 0,
-            capacity: 0,
         }
     }
 
@@ -52,19 +45,11 @@ impl Lane {
         }
         // SAFETY: pipe2 succeeded: both are open descriptors that nothing else owns.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let fd = write.as_raw_fd();
-        // A pipe that cannot grow keeps its own size: it only costs more syscalls.
-        // SAFETY: fcntl on an open descriptor; resizing returns the new size.
-        let size = unsafe {
-            match libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE) {
-                n if n > 0 => n,
-                _ => libc::fcntl(fd, libc::F_GETPIPE_SZ),
-            }
-        };
-        self.capacity = usize::try_from(size)
-            .ok()
-            .filter(|&n| n > 0)
-            .unwrap_or(DEFAULT_PIPE_SIZE);
+        // A pipe that cannot grow (`pipe-max-size`, the user's `pipe-user-pages-soft`)
+        // keeps its own size: splicing into it stops when it is full, and it only costs
+        // more syscalls.
+        // SAFETY: fcntl on an open descriptor.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
         self.fds = Some((read, write));
         true
     }
@@ -146,7 +131,7 @@ pub fn pump(
             }
         }
         if can_recv && src.read().ready() {
-            let room = lane.capacity.saturating_sub(lane.queued);
+            let room = (PIPE_SIZE as usize).saturating_sub(lane.queued);
             if room > 0 {
                 // SAFETY: as above, from the socket into the pipe.
                 let n = unsafe {

@@ -26,6 +26,8 @@ fn plain_proxy(module: bool) -> Nginx {
     Nginx::start(&c)
 }
 
+/// Requests per second of one wrk run; `None` when wrk failed or any response was not a
+/// 2xx (a proxy answering errors fast would otherwise look faster).
 fn wrk_rps(port: u16, secs: u32) -> Option<f64> {
     let out = Command::new("wrk")
         .args([
@@ -37,6 +39,13 @@ fn wrk_rps(port: u16, secs: u32) -> Option<f64> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
+    if let Some(bad) = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses"))
+    {
+        eprintln!("wrk on port {port}: {}", bad.trim());
+        return None;
+    }
     text.lines()
         .find(|l| l.starts_with("Requests/sec:"))
         .and_then(|l| l.split_whitespace().nth(1))
