@@ -102,6 +102,33 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
+/// A tar archive holding one regular file, `name` with `data`, ended as tar ends
+/// (two zero blocks): for daemons that must read a whole body before they answer.
+pub fn tar_one(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut head = [0u8; 512];
+    let field = |head: &mut [u8; 512], at: usize, value: &[u8]| {
+        head[at..at + value.len()].copy_from_slice(value);
+    };
+    assert!(name.len() < 100, "tar_one: name too long");
+    field(&mut head, 0, name.as_bytes());
+    field(&mut head, 100, b"0000644\0");
+    field(&mut head, 108, b"0000000\0");
+    field(&mut head, 116, b"0000000\0");
+    field(&mut head, 124, format!("{:011o}\0", data.len()).as_bytes());
+    field(&mut head, 136, b"00000000000\0");
+    field(&mut head, 156, b"0");
+    field(&mut head, 257, b"ustar\0");
+    field(&mut head, 263, b"00");
+    // The checksum is summed with its own field read as spaces.
+    field(&mut head, 148, b"        ");
+    let sum: u32 = head.iter().map(|&b| u32::from(b)).sum();
+    field(&mut head, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut out = head.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
 /// A unique-enough suffix for names and labels.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -587,27 +587,6 @@ fn image_gateway_tenants_with_their_own_switches() {
     );
     let host = proxy.host();
     let cli = Cli::setup();
-    // A body over nginx's 1 MiB default, with a Content-Length (checked where the
-    // request first lands, before the tenant's location): it reaches the daemon, which
-    // answers for the container that does not exist.
-    {
-        let mut conn = nds_tests::raw::Conn::connect(&proxy.addr());
-        let size = 2 << 20;
-        let head = format!(
-            "PUT /containers/nds-no-such-container/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\n\
-             X-Auth-Token: tenant-ci\r\nContent-Type: application/x-tar\r\n\
-             Content-Length: {size}\r\nConnection: close\r\n\r\n"
-        );
-        std::io::Write::write_all(&mut conn, head.as_bytes()).unwrap();
-        let _ = std::io::Write::write_all(&mut conn, &vec![0u8; size]);
-        let r = nds_tests::raw::read_head(&mut conn);
-        assert_eq!(
-            r.status(),
-            404,
-            "a 2 MiB archive for tenant ci: {}",
-            r.status_line
-        );
-    }
     let configs: Vec<(&str, tempfile::TempDir)> = ["ci", "traefik", "plain", "nobody"]
         .iter()
         .map(|t| (*t, docker_config(Some(&format!("tenant-{t}")))))
@@ -620,6 +599,35 @@ fn image_gateway_tenants_with_their_own_switches() {
     let sleeper = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
     let _rm = nds_tests::cli::Containers(vec![sleeper.clone()]);
     let bind = format!("{}:/data", data.path().display());
+    // A body over nginx's 1 MiB default, with a Content-Length (checked where the
+    // request first lands, before the tenant's location): it reaches the daemon whole.
+    // A real archive into a real container, so the daemon reads all of it before it
+    // answers (one it answers early, with a 404, races nginx still writing: a 502).
+    {
+        let payload = nds_tests::pseudo_random(2 << 20, 5);
+        let body = nds_tests::tar_one("nds-big", &payload);
+        let mut conn = nds_tests::raw::Conn::connect(&proxy.addr());
+        let head = format!(
+            "PUT /containers/{sleeper}/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\n\
+             X-Auth-Token: tenant-ci\r\nContent-Type: application/x-tar\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        std::io::Write::write_all(&mut conn, head.as_bytes()).unwrap();
+        let _ = std::io::Write::write_all(&mut conn, &body);
+        let r = nds_tests::raw::read_head(&mut conn);
+        assert_eq!(
+            r.status(),
+            200,
+            "a 2 MiB archive for tenant ci: {}",
+            r.status_line
+        );
+        let size = direct(&["exec", &sleeper, "wc", "-c", "/tmp/nds-big"]);
+        assert!(
+            size.trim().starts_with(&payload.len().to_string()),
+            "the archive's file in the container: {size:?}"
+        );
+    }
     let img = image();
 
     // `docker run --rm --network none` and `more`.
