@@ -41,14 +41,22 @@ FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
 COPY --from=build /out/ /tmp/nds-debs/
 # The package brings the nginx it was built against (its nginx-abi dependency).
+# The entrypoint renders into /run/nds, so the root filesystem may be read-only; that
+# includes the groups that give the workers the daemon sockets' gids: glibc reads
+# /run/nds/group after /etc/group (libnss-extrausers, its file linked there; "merge" so
+# that a user listed in /etc/group is still looked up in it).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        "nginx=$(cat /tmp/nds-debs/nginx-version)" gettext-base \
+        "nginx=$(cat /tmp/nds-debs/nginx-version)" gettext-base libnss-extrausers \
         /tmp/nds-debs/libnginx-mod-http-docker-stream_*.deb \
  && rm -rf /var/lib/apt/lists/* /tmp/nds-debs /etc/nginx/sites-enabled /etc/nginx/conf.d \
            /etc/nginx/modules-enabled /var/www/html \
  && ln -sf /dev/stdout /var/log/nginx/access.log \
- && ln -sf /dev/stderr /var/log/nginx/error.log
+ && ln -sf /dev/stderr /var/log/nginx/error.log \
+ && sed -i 's/^group:.*/group:          files [SUCCESS=merge] extrausers/' /etc/nsswitch.conf \
+ && grep -q '^group: .* extrausers$' /etc/nsswitch.conf \
+ && mkdir -p /var/lib/extrausers && ln -s /run/nds/group /var/lib/extrausers/group
+COPY image/nginx.conf /etc/nginx/nginx.conf
 COPY nginx-config/docker-api.conf /etc/nginx/docker-api.conf
 COPY image/error-pages.conf /etc/nginx/nds-error-pages.conf
 COPY image/error-locations.conf /etc/nginx/nds-error-locations.conf
@@ -57,7 +65,7 @@ COPY image/nginx.conf.template image/upstream-tls.conf.template image/tls.conf.t
      image/allowlist /usr/local/share/nds/
 COPY image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 # The module loads into this nginx and the default settings render a valid configuration.
-RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t
+RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t && rm -rf /run/nds
 
 # 2375: plain HTTP; 2376: TLS, when a server certificate is mounted (image/README.md).
 EXPOSE 2375 2376

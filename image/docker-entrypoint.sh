@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Entrypoint of the nginx Docker API proxy image: checks the settings in the
-# environment, renders /etc/nginx/nginx.conf and the allow-list, and runs nginx in the
-# foreground as PID 1 (SIGTERM: fast stop; SIGQUIT: graceful stop). Every variable is
-# described in image/README.md. A command other than nginx runs as is.
+# environment, renders nginx's configuration and the allow-list into /run/nds (which
+# /etc/nginx/nginx.conf includes), and runs nginx in the foreground as PID 1 (SIGTERM:
+# fast stop; SIGQUIT: graceful stop). Every variable is described in image/README.md. A
+# command other than nginx runs as is.
 set -euo pipefail
 
 share=/usr/local/share/nds
-conf=${NDS_NGINX_CONF:-/etc/nginx/nginx.conf}
-allow_conf=/etc/nginx/nds-allowlist.conf
-rules_conf=/etc/nginx/nds-rules.conf
-default_rules_conf=/etc/nginx/nds-default-rules.conf
+# Everything rendered at start, and nginx's temporary files, live in /run/nds, so the
+# root filesystem can be read-only (--read-only with --tmpfs /run).
+run_dir=/run/nds
+conf=$run_dir/nginx.conf
+allow_conf=$run_dir/allowlist.conf
+rules_conf=$run_dir/rules.conf
+default_rules_conf=$run_dir/default-rules.conf
+groups_file=$run_dir/group
 
 log() { printf 'docker-entrypoint: %s\n' "$*" >&2; }
 refusing="refusing to start"
@@ -24,6 +29,13 @@ fi
 if [ "${1:-}" != nginx ] && [ "${1:-}" != /usr/sbin/nginx ]; then
     exec "$@"
 fi
+
+# /run/nds is made anew at each start (a restarted container keeps its files when /run
+# is no tmpfs). access(2) sees a read-only filesystem even as root.
+rm -rf "$run_dir" 2>/dev/null || true
+mkdir -p "$run_dir/temp" 2>/dev/null && [ -w "$run_dir" ] \
+    || die "cannot write $run_dir, where the configuration is rendered at each start: with a read-only root filesystem (--read-only, compose's read_only: true) mount a tmpfs at /run (--tmpfs /run)"
+: >"$groups_file"
 
 # --- switches -------------------------------------------------------------------------
 
@@ -158,21 +170,16 @@ if [ -n "$tenants_file" ]; then
     fi
 fi
 
-# Lets the workers (www-data) connect to the unix socket $1: www-data joins the socket's
-# group, which nginx's workers get as a supplementary group (initgroups); the group is
-# created when the socket's gid has no name in the container.
+# Lets the workers (www-data) connect to the unix socket $1: a group with the socket's
+# gid that lists www-data, in /run/nds/group, which glibc reads after /etc/group (nss
+# extrausers, see the Dockerfile); nginx's workers get it as a supplementary group
+# (initgroups). /etc/group is left as the image has it: the root filesystem may be
+# read-only.
 socket_group() {
-    local gid group
+    local gid
     gid=$(stat -c %g "$1")
-    group=$(getent group "$gid" | cut -d: -f1 || true)
-    if [ -z "$group" ]; then
-        group=docker-sock-$gid
-        echo "$group:x:$gid:" >>/etc/group
-    fi
-    if ! id -nG www-data | tr ' ' '\n' | grep -qx "$group"; then
-        gpasswd -a www-data "$group" >/dev/null
-    fi
-    printf %s "$group"
+    grep -q "^nds-socket-$gid:" "$groups_file" \
+        || echo "nds-socket-$gid:x:$gid:www-data" >>"$groups_file"
 }
 
 # Workers run as www-data; the group of each daemon socket is a supplementary group.
@@ -197,7 +204,7 @@ case $upstream in
         if [ ! -S "$path" ]; then
             die "no Docker socket at $path: mount the daemon's socket there (-v /var/run/docker.sock:$path), or set SOCKET_PATH or UPSTREAM"
         fi
-        socket_group "$path" >/dev/null
+        socket_group "$path"
         proxy_pass="http://unix:$path:/"
         upstream_server=unix:$path
         upstream_display="unix://$path"
@@ -293,7 +300,7 @@ if [ "$upstream_tls" = 1 ]; then
             die "UPSTREAM=$upstream: nginx verifies the daemon's certificate by DNS name, not by IP address; set UPSTREAM_TLS_NAME to a DNS name in its certificate (subjectAltName DNS:...)"
         fi
     fi
-    upstream_tls_conf=/etc/nginx/nds-upstream-tls.conf
+    upstream_tls_conf=$run_dir/upstream-tls.conf
     export NDS_UP_CERT=$up_cert NDS_UP_KEY=$up_key NDS_UP_CA=$up_ca NDS_UP_NAME=$up_name
     export NDS_UP_VERIFY=$([ "$UPSTREAM_TLS_VERIFY" = 1 ] && echo on || echo off)
     {
@@ -322,9 +329,9 @@ auth_timeout=${AUTH_TIMEOUT:-5s}
 # rendered as nginx maps and upstreams (http level) and one named location per tenant
 # (server level). Called at start and at every SIGHUP; writes the files with a .new
 # suffix and exits non-zero (after a message naming the line) when the file is invalid.
-tenants_http=/etc/nginx/nds-tenants-http.conf
-tenants_server=/etc/nginx/nds-tenants-server.conf
-tenants_certs=/etc/nginx/nds-tenants
+tenants_http=$run_dir/tenants-http.conf
+tenants_server=$run_dir/tenants-server.conf
+tenants_certs=$run_dir/tenants
 render_tenants() {
     local n=0 count=0 line at name daemon ids opt id fp path hostport host scheme
     local -A line_of=() owner=()
@@ -403,7 +410,7 @@ render_tenants() {
                 while [[ $path == //* ]]; do path=${path#/}; done
                 [[ $path =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "$at: unsupported characters in the socket path '$path'"
                 [ -S "$path" ] || die "$at: no Docker socket at $path (mount tenant $name's daemon socket there)"
-                socket_group "$path" >/dev/null
+                socket_group "$path"
                 scheme=http
                 upstreams+="upstream nds_tenant_$name { server unix:$path; }"$'\n'
                 ;;
@@ -632,28 +639,28 @@ else
     add_listener LISTEN "${LISTEN:-2375}" 0
 fi
 
-# TLS, client certificates and auth_request: templates rendered into /etc/nginx and
+# TLS, client certificates and auth_request: templates rendered into /run/nds and
 # included where they apply.
 tls_directives=
 if [ "$tls" = 1 ]; then
     export NDS_TLS_CERT=$tls_cert NDS_TLS_KEY=$tls_key NDS_TLS_CA=$tls_ca
-    envsubst '${NDS_TLS_CERT} ${NDS_TLS_KEY}' <"$share/tls.conf.template" >/etc/nginx/nds-tls.conf
-    tls_directives="        include /etc/nginx/nds-tls.conf;"
+    envsubst '${NDS_TLS_CERT} ${NDS_TLS_KEY}' <"$share/tls.conf.template" >"$run_dir/tls.conf"
+    tls_directives="        include $run_dir/tls.conf;"
     if [ "$verify" = 1 ]; then
         {
             envsubst '${NDS_TLS_CA}' <"$share/tls-client-certs.conf.template"
             [ -z "$tls_crl" ] || printf 'ssl_crl %s;\n' "$tls_crl"
-        } >/etc/nginx/nds-tls-client-certs.conf
-        tls_directives+=$'\n'"        include /etc/nginx/nds-tls-client-certs.conf;"
+        } >"$run_dir/tls-client-certs.conf"
+        tls_directives+=$'\n'"        include $run_dir/tls-client-certs.conf;"
     fi
 fi
 
 auth_location= auth_server=
 if [ "$auth" = 1 ]; then
     export NDS_AUTH_URL=$auth_url NDS_AUTH_TIMEOUT=$auth_timeout
-    envsubst '${NDS_AUTH_URL} ${NDS_AUTH_TIMEOUT}' <"$share/auth-server.conf.template" >/etc/nginx/nds-auth-server.conf
+    envsubst '${NDS_AUTH_URL} ${NDS_AUTH_TIMEOUT}' <"$share/auth-server.conf.template" >"$run_dir/auth-server.conf"
     auth_location="            include $share/auth-location.conf;"
-    auth_server="        include /etc/nginx/nds-auth-server.conf;"
+    auth_server="        include $run_dir/auth-server.conf;"
 fi
 
 # --- logging and processes ------------------------------------------------------------
@@ -707,7 +714,7 @@ fi
 # An idle limit for tunnels (docker_stream_timeout); none by default, as on the socket.
 idle=${STREAM_IDLE_TIMEOUT:-off}
 [[ $idle =~ ^(off|[0-9]+(ms|s|m|h|d)?)$ ]] || die "STREAM_IDLE_TIMEOUT=$idle: use an nginx time (30m, 1h) or off"
-api_conf=/etc/nginx/nds-docker-api.conf
+api_conf=$run_dir/docker-api.conf
 grep -q '^docker_stream_timeout off;$' /etc/nginx/docker-api.conf \
     || die "/etc/nginx/docker-api.conf: no 'docker_stream_timeout off;' line to set STREAM_IDLE_TIMEOUT in"
 sed "s/^docker_stream_timeout off;\$/docker_stream_timeout $idle;/" /etc/nginx/docker-api.conf >"$api_conf"
@@ -916,7 +923,7 @@ reload() {
     fi
     install_tenants
     local out
-    if ! out=$(nginx -t -q -c "$conf" 2>&1); then
+    if ! out=$(nginx -t -q 2>&1); then
         restore_tenants
         log "reload refused: nginx -t: $out"
         return

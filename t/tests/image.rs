@@ -73,6 +73,99 @@ fn image_grants_run_and_exec() {
     assert!(proxy.running());
 }
 
+/// With a read-only root filesystem (`--read-only`, compose's `read_only: true`) and a
+/// tmpfs at /run, the proxy renders its configuration there and carries what it does on
+/// a writable one: the workers reach the socket through its group (kept out of
+/// /etc/group), hijacked streams pass, and a create body past nginx's in-memory buffer
+/// (16 KiB) is read by the guards from a temporary file under /run. Without the tmpfs it
+/// refuses to start and says what to mount.
+#[test]
+fn image_runs_on_a_read_only_root() {
+    let proxy = Proxy::start_with(RUN_AND_EXEC, &["--read-only", "--tmpfs", "/run"]);
+    let host = proxy.host();
+    let cli = Cli::setup();
+    let in_proxy = |args: &[&str]| -> Out {
+        let mut all = vec!["exec", proxy.id.as_str()];
+        all.extend(args);
+        cli_run(&cli, &direct_host(), &all, Input::None)
+    };
+    let touch = in_proxy(&["touch", "/etc/nginx/nds-x"]);
+    assert!(
+        !touch.ok() && touch.stderr.contains("Read-only file system"),
+        "the root filesystem is not read-only: {}",
+        touch.brief()
+    );
+    let groups = in_proxy(&["cat", "/etc/group"]);
+    assert!(
+        groups.ok() && !groups.stdout_str().contains("nds-socket-"),
+        "{}",
+        groups.brief()
+    );
+
+    let img = image();
+    let upper = format!("run --rm -i --network none {img} tr a-z A-Z");
+    let upper: Vec<&str> = upper.split(' ').collect();
+    let run = cli_run(&cli, &host, &upper, Input::Bytes(b"ro\n".to_vec()));
+    println!("  run --rm -i tr a-z A-Z       {}", run.brief());
+    assert!(run.ok() && run.stdout_str() == "RO\n", "{}", run.brief());
+
+    let big = format!("nds-big={}", "x".repeat(40 << 10));
+    let create = |more: &[&str]| -> Out {
+        let mut args = vec!["create", "--network", "none", "--label", big.as_str()];
+        args.extend(more);
+        args.extend([img.as_str(), "true"]);
+        cli_run(&cli, &host, &args, Input::None)
+    };
+    let plain = create(&[]);
+    println!("  create, 40 KiB label         {}", plain.brief());
+    let mut made = Containers(vec![]);
+    if plain.ok() {
+        made.0.push(plain.stdout_str().trim().to_string());
+    }
+    assert!(plain.ok(), "{}", plain.brief());
+    let privileged = create(&["--privileged"]);
+    println!("  same, --privileged           {}", privileged.brief());
+    if privileged.ok() {
+        made.0.push(privileged.stdout_str().trim().to_string());
+    }
+    assert!(
+        !privileged.ok() && privileged.stderr.contains("ALLOW_PRIVILEGED=1"),
+        "{}",
+        privileged.brief()
+    );
+    assert!(proxy.running());
+    let temp = in_proxy(&["ls", "/run/nds/temp"]);
+    assert!(temp.stdout_str().contains("body"), "{}", temp.brief());
+
+    // The control: read-only without a tmpfs at /run.
+    let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
+    let tag = image_tag();
+    let refused = cli_run(
+        &cli,
+        &direct_host(),
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "-v",
+            &volume,
+            &tag,
+        ],
+        Input::None,
+    );
+    assert!(
+        refused.code == Some(64)
+            && refused
+                .stderr
+                .contains("refusing to start: cannot write /run/nds")
+            && refused.stderr.contains("--tmpfs /run"),
+        "{}",
+        refused.brief()
+    );
+}
+
 /// (b) Tecnativa's defaults: ping, version and events only, read-only.
 #[test]
 fn image_defaults_are_read_only_and_narrow() {
@@ -781,13 +874,14 @@ fn assert_refused(
 
 /// A certificate revocation list mounted at /certs/crl.pem (or TLS_CRL): a revoked
 /// client certificate is refused with a JSON message and reaches nothing; another
-/// certificate of the same CA still works.
+/// certificate of the same CA still works. The certificate is revoked while the proxy
+/// runs: the new list takes effect on `docker kill -s HUP` (nginx's reload), without a
+/// restart.
 #[test]
 fn image_tls_revoked_client_certificate() {
     let certs = Certs::generate();
     certs.add_client("revoked");
-    let crl = certs.crl(&["revoked"]);
-    std::fs::copy(&crl, certs.path("server/crl.pem")).unwrap();
+    std::fs::copy(certs.crl(&[]), certs.path("server/crl.pem")).unwrap();
     let mount = format!("{}:/certs:ro", certs.path_str("server"));
     let proxy = Proxy::start_with(RUN_AND_EXEC, &["-v", &mount]);
     let label_value = nds_tests::unique("tls-revoked");
@@ -796,6 +890,32 @@ fn image_tls_revoked_client_certificate() {
     let id = direct(&["run", "-d", "--network", "none", &image(), "sleep", "300"]);
     c.0.push(id.clone());
     let (good, revoked) = (certs.path_str("good"), certs.path_str("revoked"));
+    let revoked_env = [
+        ("DOCKER_TLS_VERIFY", "1"),
+        ("DOCKER_CERT_PATH", revoked.as_str()),
+    ];
+    let version = || {
+        run_env(
+            &Cli::setup(),
+            &proxy.host(),
+            &["version"],
+            Input::None,
+            &revoked_env,
+        )
+    };
+    let before = version();
+    assert!(before.ok(), "not yet revoked: {}", before.brief());
+    std::fs::copy(certs.crl(&["revoked"]), certs.path("server/crl.pem")).unwrap();
+    direct(&["kill", "-s", "HUP", &proxy.id]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while version().ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepted 20 s after the new CRL and a HUP"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(proxy.running());
     for cli in Cli::all() {
         let env = [
             ("DOCKER_TLS_VERIFY", "1"),

@@ -79,7 +79,9 @@ fn image_gateway_routes_tenants_and_reloads() {
         format!("{}:/certs:ro", certs.path_str("server")),
         format!("{}:/tenant-certs/bob:ro", certs.path_str("good")),
     ];
-    let mut args = Vec::new();
+    // On a read-only root filesystem: the start and the reloads render into /run/nds,
+    // the tenants' certificates are copied there, the sockets' groups listed there.
+    let mut args = vec!["--read-only", "--tmpfs", "/run"];
     for m in &mounts {
         args.extend(["-v", m.as_str()]);
     }
