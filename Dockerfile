@@ -65,7 +65,10 @@ COPY image/nginx.conf.template image/upstream-tls.conf.template image/tls.conf.t
      image/allowlist /usr/local/share/nds/
 COPY image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 # The module loads into this nginx and the default settings render a valid configuration.
-RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t && rm -rf /run/nds
+# /run/nds: root's own when the entrypoint runs as root; writable for another user
+# (docker run --user).
+RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t \
+ && rm -rf /run/nds && install -d -m 1777 /run/nds
 
 # 2375: plain HTTP; 2376: TLS, when a server certificate is mounted (image/README.md).
 EXPOSE 2375 2376

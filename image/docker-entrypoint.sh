@@ -30,12 +30,23 @@ if [ "${1:-}" != nginx ] && [ "${1:-}" != /usr/sbin/nginx ]; then
     exec "$@"
 fi
 
-# /run/nds is made anew at each start (a restarted container keeps its files when /run
-# is no tmpfs). access(2) sees a read-only filesystem even as root.
-rm -rf "$run_dir" 2>/dev/null || true
-mkdir -p "$run_dir/temp" 2>/dev/null && [ -w "$run_dir" ] \
-    || die "cannot write $run_dir, where the configuration is rendered at each start: with a read-only root filesystem (--read-only, compose's read_only: true) mount a tmpfs at /run (--tmpfs /run)"
-: >"$groups_file"
+# /run/nds starts empty at each start (a restarted container keeps its files when /run
+# is no tmpfs). As root it is made anew, root's alone: the workers (www-data) must not
+# be able to put files where the master reads its configuration. As another user
+# (docker run --user), nginx's workers run as that user too, in the image's /run/nds
+# (mode 1777) or a tmpfs's.
+uid=$(id -u)
+if [ "$uid" = 0 ]; then
+    rm -rf "$run_dir" 2>/dev/null || true
+else
+    rm -rf "${run_dir:?}"/* 2>/dev/null || true
+fi
+if ! { mkdir -p "$run_dir/temp" && : >"$groups_file"; } 2>/dev/null; then
+    if [ "$uid" = 0 ]; then
+        die "cannot write $run_dir, where the configuration is rendered at each start: with a read-only root filesystem (--read-only, compose's read_only: true) mount a tmpfs at /run (--tmpfs /run)"
+    fi
+    die "cannot write $run_dir as uid $uid, where the configuration is rendered at each start: with a read-only root filesystem (--read-only, compose's read_only: true) mount a tmpfs at /run that uid $uid may write (--tmpfs /run:uid=$uid)"
+fi
 
 # --- switches -------------------------------------------------------------------------
 
@@ -175,16 +186,25 @@ fi
 # extrausers, see the Dockerfile); nginx's workers get it as a supplementary group
 # (initgroups). /etc/group is left as the image has it: the root filesystem may be
 # read-only.
+# As another user than root the workers keep the container's groups (no initgroups):
+# the socket must be usable with them (docker run --group-add GID); $2 prefixes the
+# message.
 socket_group() {
     local gid
     gid=$(stat -c %g "$1")
+    if [ "$uid" != 0 ]; then
+        [ -r "$1" ] && [ -w "$1" ] \
+            || die "$2uid $uid cannot use the Docker socket $1 (owner $(stat -c '%u, group %g, mode %a' "$1")): add the socket's group to the container's (docker run --group-add $gid; compose: group_add)"
+        return
+    fi
     grep -q "^nds-socket-$gid:" "$groups_file" \
         || echo "nds-socket-$gid:x:$gid:www-data" >>"$groups_file"
 }
 
-# Workers run as www-data; the group of each daemon socket is a supplementary group.
-worker_user=www-data
-worker_group=www-data
+# As root, workers run as www-data; the group of each daemon socket is a supplementary
+# group. As another user nginx cannot switch: workers run as that user.
+user_directive="user www-data www-data;"
+[ "$uid" = 0 ] || user_directive="# workers run as the container's user, uid $uid"
 upstream_tls=0 upstream_host= upstream= upstream_server=
 if [ "$gateway" = 0 ] || [ "${gateway_default:-0}" = 1 ]; then
     if [ -n "${UPSTREAM:-}" ] && [ -n "${SOCKET_PATH:-}" ]; then
@@ -204,7 +224,7 @@ case $upstream in
         if [ ! -S "$path" ]; then
             die "no Docker socket at $path: mount the daemon's socket there (-v /var/run/docker.sock:$path), or set SOCKET_PATH or UPSTREAM"
         fi
-        socket_group "$path"
+        socket_group "$path" ""
         proxy_pass="http://unix:$path:/"
         upstream_server=unix:$path
         upstream_display="unix://$path"
@@ -251,6 +271,7 @@ tls_file() {
         f=${4:-$certdir}/$3
         [ -e "$f" ] || f=
     fi
+    [ -z "$f" ] || [ -r "$f" ] || die "$var=$f: uid $uid cannot read it"
     [ -z "$f" ] || [[ $f =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "$var=$f: use an absolute path of letters, digits and ._/@+-"
     printf -v "$out" %s "$f"
 }
@@ -410,7 +431,7 @@ render_tenants() {
                 while [[ $path == //* ]]; do path=${path#/}; done
                 [[ $path =~ ^/[A-Za-z0-9._/@+-]+$ ]] || die "$at: unsupported characters in the socket path '$path'"
                 [ -S "$path" ] || die "$at: no Docker socket at $path (mount tenant $name's daemon socket there)"
-                socket_group "$path"
+                socket_group "$path" "$at: "
                 scheme=http
                 upstreams+="upstream nds_tenant_$name { server unix:$path; }"$'\n'
                 ;;
@@ -793,13 +814,13 @@ http_include+="${metrics_server:+
 $metrics_server}"
 export NDS_WORKER_CONNECTIONS=$worker_connections NDS_RLIMIT_NOFILE=$nofile \
     NDS_LIMIT_HTTP=$limit_http NDS_LIMIT_LOCATION=$limit_location NDS_LIMIT_SERVER=$limit_server
-export NDS_WORKER_USER="$worker_user $worker_group" NDS_WORKER_PROCESSES=$workers \
+export NDS_USER_DIRECTIVE=$user_directive NDS_WORKER_PROCESSES=$workers \
     NDS_ERROR_LOG_LEVEL=$level NDS_SHUTDOWN_TIMEOUT=$shutdown_timeout \
     NDS_ACCESS_LOG=$access_log NDS_LISTEN_DIRECTIVES=$listen_directives \
     NDS_TLS_DIRECTIVES=$tls_directives NDS_AUTH_LOCATION=$auth_location \
     NDS_AUTH_SERVER=$auth_server NDS_ROUTE=$route NDS_DAEMON_LOCATIONS=$daemon_locations \
     NDS_HTTP_INCLUDE=$http_include NDS_LOG_TENANT=$log_tenant
-envsubst '${NDS_WORKER_USER} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
+envsubst '${NDS_USER_DIRECTIVE} ${NDS_WORKER_PROCESSES} ${NDS_ERROR_LOG_LEVEL}
     ${NDS_SHUTDOWN_TIMEOUT} ${NDS_ACCESS_LOG} ${NDS_LISTEN_DIRECTIVES}
     ${NDS_TLS_DIRECTIVES} ${NDS_AUTH_LOCATION} ${NDS_AUTH_SERVER} ${NDS_ROUTE}
     ${NDS_DAEMON_LOCATIONS} ${NDS_HTTP_INCLUDE} ${NDS_LOG_TENANT} ${NDS_WORKER_CONNECTIONS}

@@ -75,95 +75,118 @@ fn image_grants_run_and_exec() {
 
 /// With a read-only root filesystem (`--read-only`, compose's `read_only: true`) and a
 /// tmpfs at /run, the proxy renders its configuration there and carries what it does on
-/// a writable one: the workers reach the socket through its group (kept out of
-/// /etc/group), hijacked streams pass, and a create body past nginx's in-memory buffer
-/// (16 KiB) is read by the guards from a temporary file under /run. Without the tmpfs it
-/// refuses to start and says what to mount.
+/// a writable one; so it does as another user than root (`--user`, with the socket's
+/// group given by `--group-add`). Each way the workers reach the socket (as root through
+/// a group kept out of /etc/group), hijacked streams pass, and a create body past
+/// nginx's in-memory buffer (16 KiB) is read by the guards from a temporary file under
+/// /run. Without the tmpfs, or the socket's group for another user, the container
+/// refuses to start and says what to add.
 #[test]
-fn image_runs_on_a_read_only_root() {
-    let proxy = Proxy::start_with(RUN_AND_EXEC, &["--read-only", "--tmpfs", "/run"]);
-    let host = proxy.host();
+fn image_runs_read_only_and_as_another_user() {
     let cli = Cli::setup();
-    let in_proxy = |args: &[&str]| -> Out {
-        let mut all = vec!["exec", proxy.id.as_str()];
-        all.extend(args);
-        cli_run(&cli, &direct_host(), &all, Input::None)
-    };
-    let touch = in_proxy(&["touch", "/etc/nginx/nds-x"]);
-    assert!(
-        !touch.ok() && touch.stderr.contains("Read-only file system"),
-        "the root filesystem is not read-only: {}",
-        touch.brief()
-    );
-    let groups = in_proxy(&["cat", "/etc/group"]);
-    assert!(
-        groups.ok() && !groups.stdout_str().contains("nds-socket-"),
-        "{}",
-        groups.brief()
-    );
-
     let img = image();
-    let upper = format!("run --rm -i --network none {img} tr a-z A-Z");
-    let upper: Vec<&str> = upper.split(' ').collect();
-    let run = cli_run(&cli, &host, &upper, Input::Bytes(b"ro\n".to_vec()));
-    println!("  run --rm -i tr a-z A-Z       {}", run.brief());
-    assert!(run.ok() && run.stdout_str() == "RO\n", "{}", run.brief());
+    let gid = std::fs::metadata(docker_sock())
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+        .unwrap()
+        .to_string();
+    let nobody = ["--user", "65534:65534", "--group-add", gid.as_str()];
+    let ways: [(&str, Vec<&str>); 3] = [
+        ("root, read-only", vec!["--read-only", "--tmpfs", "/run"]),
+        ("uid 65534", nobody.to_vec()),
+        (
+            "uid 65534, read-only",
+            [&nobody[..], &["--read-only", "--tmpfs", "/run:uid=65534"]].concat(),
+        ),
+    ];
+    for (way, args) in &ways {
+        let proxy = Proxy::start_with(RUN_AND_EXEC, args);
+        let host = proxy.host();
+        let in_proxy = |args: &[&str]| -> Out {
+            let mut all = vec!["exec", proxy.id.as_str()];
+            all.extend(args);
+            cli_run(&cli, &direct_host(), &all, Input::None)
+        };
+        let read_only = way.contains("read-only");
+        let touch = in_proxy(&["touch", "/etc/nginx/nds-x"]);
+        assert!(
+            !touch.ok() && touch.stderr.contains("Read-only file system") == read_only,
+            "{way}: {}",
+            touch.brief()
+        );
+        let groups = in_proxy(&["cat", "/etc/group"]);
+        assert!(
+            groups.ok() && !groups.stdout_str().contains("nds-socket-"),
+            "{way}: {}",
+            groups.brief()
+        );
 
-    let big = format!("nds-big={}", "x".repeat(40 << 10));
-    let create = |more: &[&str]| -> Out {
-        let mut args = vec!["create", "--network", "none", "--label", big.as_str()];
-        args.extend(more);
-        args.extend([img.as_str(), "true"]);
-        cli_run(&cli, &host, &args, Input::None)
-    };
-    let plain = create(&[]);
-    println!("  create, 40 KiB label         {}", plain.brief());
-    let mut made = Containers(vec![]);
-    if plain.ok() {
-        made.0.push(plain.stdout_str().trim().to_string());
-    }
-    assert!(plain.ok(), "{}", plain.brief());
-    let privileged = create(&["--privileged"]);
-    println!("  same, --privileged           {}", privileged.brief());
-    if privileged.ok() {
-        made.0.push(privileged.stdout_str().trim().to_string());
-    }
-    assert!(
-        !privileged.ok() && privileged.stderr.contains("ALLOW_PRIVILEGED=1"),
-        "{}",
-        privileged.brief()
-    );
-    assert!(proxy.running());
-    let temp = in_proxy(&["ls", "/run/nds/temp"]);
-    assert!(temp.stdout_str().contains("body"), "{}", temp.brief());
+        let upper = format!("run --rm -i --network none {img} tr a-z A-Z");
+        let upper: Vec<&str> = upper.split(' ').collect();
+        let run = cli_run(&cli, &host, &upper, Input::Bytes(b"ro\n".to_vec()));
+        println!("  {way:22} run --rm -i tr a-z A-Z  {}", run.brief());
+        assert!(
+            run.ok() && run.stdout_str() == "RO\n",
+            "{way}: {}",
+            run.brief()
+        );
 
-    // The control: read-only without a tmpfs at /run.
+        let big = format!("nds-big={}", "x".repeat(40 << 10));
+        let create = |more: &[&str]| -> Out {
+            let mut args = vec!["create", "--network", "none", "--label", big.as_str()];
+            args.extend(more);
+            args.extend([img.as_str(), "true"]);
+            cli_run(&cli, &host, &args, Input::None)
+        };
+        let mut made = Containers(vec![]);
+        for (more, allowed) in [(&[][..], true), (&["--privileged"][..], false)] {
+            let out = create(more);
+            println!("  {way:22} create {more:?}, 40 KiB label  {}", out.brief());
+            if out.ok() {
+                made.0.push(out.stdout_str().trim().to_string());
+            }
+            assert!(
+                out.ok() == allowed && (allowed || out.stderr.contains("ALLOW_PRIVILEGED=1")),
+                "{way}: {}",
+                out.brief()
+            );
+        }
+        assert!(proxy.running());
+        let temp = in_proxy(&["ls", "/run/nds/temp"]);
+        assert!(
+            temp.stdout_str().contains("body"),
+            "{way}: {}",
+            temp.brief()
+        );
+    }
+
+    // The controls: read-only without a tmpfs at /run; another user without the
+    // socket's group.
     let volume = format!("{}:/var/run/docker.sock", docker_sock().display());
     let tag = image_tag();
-    let refused = cli_run(
-        &cli,
-        &direct_host(),
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--read-only",
-            "-v",
-            &volume,
-            &tag,
-        ],
-        Input::None,
-    );
-    assert!(
-        refused.code == Some(64)
-            && refused
-                .stderr
-                .contains("refusing to start: cannot write /run/nds")
-            && refused.stderr.contains("--tmpfs /run"),
-        "{}",
-        refused.brief()
-    );
+    let group_add = format!("--group-add {gid}");
+    let controls: [(&[&str], &str, &str); 2] = [
+        (&["--read-only"], "cannot write /run/nds", "--tmpfs /run"),
+        (
+            &["--user", "65534:65534"],
+            "uid 65534 cannot use the Docker socket /var/run/docker.sock",
+            &group_add,
+        ),
+    ];
+    for (more, want, hint) in controls {
+        let mut args = vec!["run", "--rm", "--network", "none", "-v", &volume];
+        args.extend(more);
+        args.push(&tag);
+        let refused = cli_run(&cli, &direct_host(), &args, Input::None);
+        assert!(
+            refused.code == Some(64)
+                && refused
+                    .stderr
+                    .contains(&format!("refusing to start: {want}"))
+                && refused.stderr.contains(hint),
+            "{more:?}: {}",
+            refused.brief()
+        );
+    }
 }
 
 /// (b) Tecnativa's defaults: ping, version and events only, read-only.
