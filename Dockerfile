@@ -63,13 +63,15 @@ COPY image/error-locations.conf /etc/nginx/nds-error-locations.conf
 COPY image/nginx.conf.template image/upstream-tls.conf.template image/tls.conf.template \
      image/tls-client-certs.conf.template image/auth-location.conf image/auth-server.conf.template \
      image/allowlist /usr/local/share/nds/
-COPY image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+COPY image/docker-entrypoint.sh image/nds-healthcheck /usr/local/bin/
 # The module loads into this nginx and the default settings render a valid configuration.
 # /run/nds: root's own when the entrypoint runs as root; writable for another user
 # (docker run --user).
 RUN UPSTREAM=tcp://127.0.0.1:2375 docker-entrypoint.sh nginx -t \
  && rm -rf /run/nds && install -d -m 1777 /run/nds
 
+# Healthy while the daemon answers /_ping through nginx (image/nds-healthcheck).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 CMD ["nds-healthcheck"]
 # 2375: plain HTTP; 2376: TLS, when a server certificate is mounted (image/README.md).
 EXPOSE 2375 2376
 # SIGTERM (docker stop): nginx's fast shutdown, open streams are closed at once.

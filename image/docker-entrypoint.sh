@@ -772,6 +772,7 @@ fi
 # --- render ---------------------------------------------------------------------------
 
 route= daemon_locations= http_include= log_tenant=
+own_display=${upstream_display:-}
 if [ "$gateway" = 0 ]; then
     route="            include $api_conf;
             # The URI part (\"/\") makes nginx send the normalized, re-escaped \$uri rather
@@ -810,6 +811,34 @@ else
         }"
 fi
 
+# The image's HEALTHCHECK (nds-healthcheck) asks this server, on a unix socket inside
+# the container (no port to collide with on the host's network), for the daemon's
+# /_ping; with tenants but no daemon of the proxy's own, nginx's answer is the check.
+health_ping="return 200 'OK';" health_down=
+if [ -n "$upstream" ]; then
+    health_ping="proxy_pass ${proxy_pass}_ping;
+            ${upstream_tls_conf:+include $upstream_tls_conf;}
+            proxy_connect_timeout 5s;
+            proxy_read_timeout 5s;
+            error_page 502 504 = @nds_health_down;"
+    health_down="
+        location @nds_health_down {
+            return 502 'the proxy cannot reach the Docker daemon at $own_display';
+        }"
+fi
+http_include+="
+    # The image's HEALTHCHECK (nds-healthcheck): the daemon's /_ping, nothing else.
+    server {
+        listen unix:$run_dir/health.sock;
+        access_log off;
+        default_type text/plain;
+        location = /_ping {
+            $health_ping
+        }
+        location / {
+            return 404;
+        }$health_down
+    }"
 http_include+="${metrics_server:+
 $metrics_server}"
 export NDS_WORKER_CONNECTIONS=$worker_connections NDS_RLIMIT_NOFILE=$nofile \

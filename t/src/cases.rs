@@ -195,15 +195,16 @@ fn attach(x: &Ctx) -> Out {
     c.0.push(id.clone());
     // The daemon drops a plain attach's output once its stdin ends: write slowly and
     // end stdin only after the answers, so the case does not race the daemon. The first
-    // line waits a second: dockerd 20.10 hooks up the attach's output after it has
+    // line waits two seconds: dockerd 20.10 hooks up the attach's output after it has
     // answered, and a line read before that (seen once on the direct socket, with the
-    // control's 16 cases at once on 2 cores) loses its echo.
+    // control's 16 cases at once on 2 cores, when the pause was one second) loses its
+    // echo.
     let lines = vec!["one".to_string(), "two".to_string()];
     docker(
         cli,
         host,
         &["attach", &id],
-        Input::Slow(lines, Duration::from_millis(1000)),
+        Input::Slow(lines, Duration::from_millis(2000)),
         t,
     )
 }
@@ -239,10 +240,17 @@ fn logs_follow(x: &Ctx) -> Out {
 
 fn events(x: &Ctx) -> Out {
     // Live: the stream is open while a container comes and goes, and must deliver each
-    // event as it happens. (Querying the past instead races the daemon's 256-event memory
-    // when other tests run.)
+    // event as it happens. (Querying the past alone races the daemon's 256-event memory
+    // when other tests run.) `--since` as well: a stream that subscribes more than the
+    // pause below late, on a loaded machine, still gets what it missed from that memory.
     let label = unique("nds-events");
     let filter = format!("label=nds={label}");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .saturating_sub(1)
+        .to_string();
     std::thread::scope(|s| {
         let events = s.spawn(|| {
             docker_until(
@@ -250,6 +258,8 @@ fn events(x: &Ctx) -> Out {
                 x.host,
                 &[
                     "events",
+                    "--since",
+                    &since,
                     "--filter",
                     &filter,
                     "--format",

@@ -214,7 +214,12 @@ impl Nginx {
             }
             let bound =
                 std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim().parse::<i32>().is_ok());
-            if bound && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // The master accepts into its backlog before it has forked a worker; tests
+            // that look at the workers' descriptors need one.
+            if bound
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && !self.worker_pids().is_empty()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -693,7 +693,13 @@ fn quiet_tunnel_gives_bulk_buffers_and_pipes_back() {
         let got = stream_echo(&mut conn, r.rest, &first, 0, false);
         assert!(got == first, "first burst differs (daemon on TCP: {tcp})");
         let busy_pipes = pipes();
+        // Released after a quiet second (a copied lane's buffers too, which no count
+        // shows: hence the wait past it); polled on, for a loaded machine.
+        let deadline = Instant::now() + Duration::from_secs(5);
         std::thread::sleep(Duration::from_millis(1600));
+        while pipes() != idle_pipes && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let quiet_pipes = pipes();
         let second = nds_tests::pseudo_random(8 << 20, 22);
         let got = stream_echo(&mut conn, Vec::new(), &second, 4, true);

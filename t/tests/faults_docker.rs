@@ -25,9 +25,11 @@ const CONTAINERS: usize = 4;
 const PER_CONTAINER: usize = 25;
 const CLI_PER_CONTAINER: usize = 4;
 /// Each session writes `CHUNKS` chunks of `CHUNK` bytes: the first before the faults'
-/// start signal, the others one every `PACE` after it (about 4.8 s of streaming).
+/// start signal, the others one every `PACE` after it (about 10 s of streaming: the
+/// faults, 1 s in, and what they set off must happen while sessions still stream, on a
+/// loaded machine too).
 const CHUNK: usize = 8 << 10;
-const CHUNKS: usize = 49;
+const CHUNKS: usize = 100;
 const PACE: Duration = Duration::from_millis(100);
 /// All sessions echoing their first chunk.
 const READY_LIMIT: Duration = Duration::from_secs(60);
@@ -943,13 +945,16 @@ fn client_killed_mid_stream() {
     );
     // SIGKILL closes the CLI's socket with a FIN when nothing is left unread: nginx sees
     // a half-close, passes it on, `cat` ends and the daemon closes: a normal end, which
-    // the module's line tells apart by the client's end of input coming first.
+    // the module's line tells apart by the client's end of input coming first. A CLI
+    // slowed by a loaded machine may leave echoed bytes unread: the kernel then resets
+    // the connection, and the line is the reset's. Either way one line, and no other.
     let killed = check_event("SIGKILL of a docker CLI", &killed_log);
     assert!(
         killed.len() == 1
-            && killed
-                .values()
-                .all(|l| l.contains("stream closed by the daemon after the client's end of input")),
+            && killed.values().all(|l| {
+                l.contains("stream closed by the daemon after the client's end of input")
+                    || l.contains("docker_stream: client connection failed")
+            }),
         "{killed_log:#?}"
     );
     // A reset: the module's one line, and no lingering close after it (nginx's own
@@ -1107,6 +1112,11 @@ fn daemon_restarted_mid_stream() {
     for l in &stop_log {
         assert!(l.contains(", request: \""), "unexpected: {l}");
     }
+    // A CLI slowed by a loaded machine may send its follow-up (`GET /exec/{id}/json`)
+    // after the stop was logged: its line may fall into the windows below; not counted.
+    let follow_up = |l: &String| l.contains("/exec/") && l.contains("/json HTTP/1.1\"");
+    down_log.retain(|l| !follow_up(l));
+    up_log.retain(|l| !follow_up(l));
     check_event("a request while dockerd is down", &down_log);
     assert!(
         down_log.len() == 1 && down_log[0].contains("connect() to unix:"),

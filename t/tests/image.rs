@@ -101,19 +101,14 @@ fn image_runs_read_only_and_as_another_user() {
     for (way, args) in &ways {
         let proxy = Proxy::start_with(RUN_AND_EXEC, args);
         let host = proxy.host();
-        let in_proxy = |args: &[&str]| -> Out {
-            let mut all = vec!["exec", proxy.id.as_str()];
-            all.extend(args);
-            cli_run(&cli, &direct_host(), &all, Input::None)
-        };
         let read_only = way.contains("read-only");
-        let touch = in_proxy(&["touch", "/etc/nginx/nds-x"]);
+        let touch = proxy.exec(&["touch", "/etc/nginx/nds-x"]);
         assert!(
             !touch.ok() && touch.stderr.contains("Read-only file system") == read_only,
             "{way}: {}",
             touch.brief()
         );
-        let groups = in_proxy(&["cat", "/etc/group"]);
+        let groups = proxy.exec(&["cat", "/etc/group"]);
         assert!(
             groups.ok() && !groups.stdout_str().contains("nds-socket-"),
             "{way}: {}",
@@ -151,7 +146,7 @@ fn image_runs_read_only_and_as_another_user() {
             );
         }
         assert!(proxy.running());
-        let temp = in_proxy(&["ls", "/run/nds/temp"]);
+        let temp = proxy.exec(&["ls", "/run/nds/temp"]);
         assert!(
             temp.stdout_str().contains("body"),
             "{way}: {}",
@@ -187,6 +182,57 @@ fn image_runs_read_only_and_as_another_user() {
             refused.brief()
         );
     }
+}
+
+/// The image's HEALTHCHECK (`nds-healthcheck`): healthy while the daemon answers
+/// `/_ping` through nginx; unhealthy, with the reason in State.Health.Log, when it does
+/// not (a daemon on a closed port: the control).
+#[test]
+fn image_healthcheck() {
+    let tag = image_tag();
+    let configured = direct(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck}}",
+        &tag,
+    ]);
+    assert!(configured.contains("nds-healthcheck"), "{configured}");
+    let often = ["--health-interval", "1s", "--health-retries", "1"];
+    let closed = format!("UPSTREAM=tcp://127.0.0.1:{}", free_port());
+    let closed = closed.split_once('=').unwrap();
+    let check = |way: &str, proxy: Proxy, status: &str, log: &str| {
+        let health = || direct(&["inspect", "-f", "{{json .State.Health}}", &proxy.id]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !health().contains(&format!("\"Status\":\"{status}\"")) {
+            assert!(
+                Instant::now() < deadline,
+                "{way}: not {status} in 30 s: {}",
+                health()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let out = proxy.exec(&["nds-healthcheck"]);
+        println!("  {way:14} {status:9} {}", out.brief());
+        assert!(
+            out.ok() == (status == "healthy") && out.stdout_str().starts_with(log),
+            "{way}: {}",
+            out.brief()
+        );
+    };
+    check(
+        "the socket",
+        Proxy::start_with(&[], &often),
+        "healthy",
+        "healthy: the daemon answered /_ping: OK",
+    );
+    check(
+        "a closed port",
+        Proxy::start_bare(&[closed], &often),
+        "unhealthy",
+        "unhealthy: HTTP/1.1 502 Bad Gateway: the proxy cannot reach the Docker daemon at \
+         tcp://127.0.0.1:",
+    );
 }
 
 /// (b) Tecnativa's defaults: ping, version and events only, read-only.
@@ -610,11 +656,14 @@ fn image_refuses_unsafe_or_contradictory_settings() {
 #[test]
 fn image_stops_cleanly_and_logs_to_stdio() {
     for (signal, env, limit) in [
-        ("TERM", vec![], Duration::from_secs(3)),
+        // Limits with room for a loaded machine, below what failing would take: a TERM
+        // ignored is docker stop's 10 s and a kill (exit code 137); a QUIT that waits
+        // for the open stream, the 15 s the loop below waits.
+        ("TERM", vec![], Duration::from_secs(8)),
         (
             "QUIT",
             vec![("SHUTDOWN_TIMEOUT", "1s")],
-            Duration::from_secs(6),
+            Duration::from_secs(10),
         ),
     ] {
         let proxy = Proxy::start(&env);

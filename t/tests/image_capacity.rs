@@ -116,7 +116,8 @@ fn image_holds_4000_idle_tunnels_and_answers() {
             exec.brief()
         );
         assert!(
-            ps_took < Duration::from_secs(5) && exec_took < Duration::from_secs(10),
+            // Measured ~0.1 s; generous for a loaded machine, short of a stuck worker.
+            ps_took < Duration::from_secs(15) && exec_took < Duration::from_secs(20),
             "slow with {TUNNELS} tunnels: ps {ps_took:?}, exec {exec_took:?}"
         );
     }
@@ -158,14 +159,14 @@ fn image_holds_4000_idle_tunnels_and_answers() {
     }
     println!("  control, WORKER_CONNECTIONS=1024: {refused:?}");
     assert!(refused.is_some(), "700 tunnels through 1024 connections");
-    assert!(
-        small
-            .logs()
-            .stderr
-            .contains("worker_connections are not enough"),
-        "{}",
-        small.logs().brief()
-    );
+    // docker logs copies the container's output as it comes: poll for the line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut logs = small.logs();
+    while !logs.stderr.contains("worker_connections are not enough") {
+        assert!(Instant::now() < deadline, "{}", logs.brief());
+        std::thread::sleep(Duration::from_millis(250));
+        logs = small.logs();
+    }
 }
 
 #[test]

@@ -11,11 +11,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{docker_config, image_tag, run_and_exec, run_env, AuthService, Certs, Proxy};
+use common::{
+    direct_out, docker_config, image_tag, run_and_exec, run_env, AuthService, Certs, Proxy,
+};
 use nds_tests::cases::slow_checksum;
-use nds_tests::cli::{direct, docker, tls_host, Input, Out};
+use nds_tests::cli::{direct, tls_host, Input, Out};
 use nds_tests::dockerd::PrivateDockerd;
-use nds_tests::{direct_host, docker_sock, free_port, image, Cli};
+use nds_tests::{docker_sock, free_port, image, Cli};
 
 /// `sha256:` and the fingerprint as `openssl x509 -fingerprint -sha256` prints it
 /// (upper case, colons): the entrypoint takes it as is.
@@ -91,6 +93,13 @@ fn image_gateway_routes_tenants_and_reloads() {
         ("LISTEN_PLAIN", listen_plain.as_str()),
     ]);
     let proxy = Proxy::start_bare(&env, &args);
+    // The HEALTHCHECK, with tenants but no daemon of the proxy's own: nginx answers.
+    let health = proxy.exec(&["nds-healthcheck"]);
+    assert!(
+        health.ok() && health.stdout_str().starts_with("healthy: "),
+        "{}",
+        health.brief()
+    );
     let tls_addr = proxy.addr();
     let plain = format!("tcp://{listen_plain}");
     let host = |who: &str| tls_host(&tls_addr, &certs.path(who));
@@ -371,13 +380,7 @@ fn image_gateway_refuses_invalid_tenants() {
             args.extend(["-e", e]);
         }
         args.extend([tag.as_str(), "nginx", "-t"]);
-        docker(
-            &Cli::setup(),
-            &direct_host(),
-            &args,
-            Input::None,
-            Duration::from_secs(60),
-        )
+        direct_out(&args, 60)
     };
     let ok_line = format!("a unix:///run/a.sock sha256:{fp}\n");
     let refused: Vec<(String, &[&str], bool, &str)> = vec![

@@ -139,15 +139,25 @@ impl Proxy {
         direct(&["inspect", "-f", "{{.State.Running}}", &self.id]) == "true"
     }
 
-    pub fn logs(&self) -> Out {
-        docker(
-            &Cli::setup(),
-            &direct_host(),
-            &["logs", &self.id],
-            Input::None,
-            Duration::from_secs(20),
-        )
+    /// `docker exec` in the proxy's container.
+    pub fn exec(&self, args: &[&str]) -> Out {
+        direct_out(&[&["exec", self.id.as_str()][..], args].concat(), 20)
     }
+
+    pub fn logs(&self) -> Out {
+        direct_out(&["logs", &self.id], 20)
+    }
+}
+
+/// The docker CLI on the daemon's socket, within `secs` seconds.
+pub fn direct_out(args: &[&str], secs: u64) -> Out {
+    docker(
+        &Cli::setup(),
+        &direct_host(),
+        args,
+        Input::None,
+        Duration::from_secs(secs),
+    )
 }
 
 /// One raw HTTP/1.1 request; returns the status, the Content-Type and the body.
