@@ -743,15 +743,23 @@ fn quiet_tunnel_gives_bulk_buffers_and_pipes_back() {
             pipes()
         );
         // Each burst (two on the first tunnel, one on the second) started its lanes or
-        // grew its buffers anew.
-        for lane in ["daemon->client", "client->daemon"] {
-            let (spliced, copied) = lanes(&nginx, lane);
-            assert_eq!(
-                spliced + copied,
-                3,
-                "daemon on TCP: {tcp}, {lane}: {spliced} {copied}"
-            );
-        }
+        // grew its buffers anew: 3 per direction. A direction switches when a read filled
+        // its buffer and the write emptied it in the same pass; under steady
+        // back-pressure on a loaded machine one burst may stay on the small buffer, so
+        // one direction may count 2 (seen with a build running beside the tests). Lanes
+        // that never came back after the quiet second would count 2 in both.
+        let counts: Vec<usize> = ["daemon->client", "client->daemon"]
+            .iter()
+            .map(|lane| {
+                let (spliced, copied) = lanes(&nginx, lane);
+                spliced + copied
+            })
+            .collect();
+        assert!(
+            counts.iter().all(|c| (2..=3).contains(c)) && counts.iter().sum::<usize>() >= 5,
+            "daemon on TCP: {tcp}, bursts that switched (daemon->client, client->daemon): \
+             {counts:?}"
+        );
         nginx.assert_healthy();
     }
 }
