@@ -421,10 +421,18 @@ render_tenants() {
 
         case $daemon in
             -)
-                [ -n "$upstream_server" ] || die "$at: DAEMON '-' (the proxy's daemon) is new since the start; restart the container to use it"
+                # With no '-' line at the start the proxy has no daemon of its own (and
+                # UPSTREAM and SOCKET_PATH are unset, or the start was refused): a reload
+                # that adds one takes the default socket.
+                local shared=$upstream_server
+                if [ -z "$shared" ]; then
+                    [ -S /var/run/docker.sock ] || die "$at: DAEMON '-' (the proxy's daemon): no Docker socket at /var/run/docker.sock (mount it there; a mount needs a restart)"
+                    socket_group /var/run/docker.sock "$at: "
+                    shared=unix:/var/run/docker.sock
+                fi
                 scheme=http
                 [ "$upstream_tls" = 0 ] || scheme=https
-                upstreams+="upstream nds_tenant_$name { server $upstream_server; }"$'\n'
+                upstreams+="upstream nds_tenant_$name { server $shared; }"$'\n'
                 ;;
             unix://* | unix:/*)
                 path=${daemon#unix:}

@@ -3,8 +3,9 @@
 //! and three tenants: two by client certificate, one named by the authentication
 //! service (`AUTH_URL`, `X-Docker-Tenant`) for a client without a certificate. Driven
 //! with both docker CLIs: each tenant reaches only its daemon, hijacks included; refused
-//! clients get JSON; a SIGHUP to the container adds a read-only tenant while sessions
-//! stream, and an invalid tenants file at a reload is refused with the old tenants kept.
+//! clients get JSON; a SIGHUP to the container adds a read-only tenant and one on the
+//! proxy's own daemon (`-`, none at the start) while sessions stream, and an invalid
+//! tenants file at a reload is refused with the old tenants kept.
 //! Invalid tenants files are refused at start with the line named.
 
 mod common;
@@ -80,6 +81,8 @@ fn image_gateway_routes_tenants_and_reloads() {
         format!("{}:/tenants:ro", dir.path().display()),
         format!("{}:/certs:ro", certs.path_str("server")),
         format!("{}:/tenant-certs/bob:ro", certs.path_str("good")),
+        // No tenant uses it at the start: the reload below adds one ('-').
+        format!("{}:/var/run/docker.sock", docker_sock().display()),
     ];
     // On a read-only root filesystem: the start and the reloads render into /run/nds,
     // the tenants' certificates are copied there, the sockets' groups listed there.
@@ -255,8 +258,10 @@ fn image_gateway_routes_tenants_and_reloads() {
         logs.brief()
     );
 
-    // A SIGHUP adds dave (read-only, the TLS daemon) while sessions of alice and bob
-    // stream.
+    // A SIGHUP adds dave (read-only, the TLS daemon), and eve on the proxy's own daemon
+    // ('-', which no tenant used at the start), while sessions of alice and bob stream.
+    let main_sleeper = direct(&["run", "-d", "--network", "none", &img, "sleep", "300"]);
+    let _rm_main = nds_tests::cli::Containers(vec![main_sleeper.clone()]);
     let clis = Cli::all();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
@@ -273,8 +278,10 @@ fn image_gateway_routes_tenants_and_reloads() {
             .collect();
         std::thread::sleep(Duration::from_millis(1000));
         let added = format!(
-            "{base}dave   https://127.0.0.1:{tls_port}  sha256:{}  read-only tls=/tenant-certs/bob tls-name=localhost\n",
-            certs.sha256("dave")
+            "{base}dave   https://127.0.0.1:{tls_port}  sha256:{}  read-only tls=/tenant-certs/bob tls-name=localhost\n\
+             eve    -  sha256:{}\n",
+            certs.sha256("dave"),
+            certs.sha256("eve")
         );
         std::fs::write(&tenants, added).unwrap();
         direct(&["kill", "-s", "HUP", &proxy.id]);
@@ -300,6 +307,19 @@ fn image_gateway_routes_tenants_and_reloads() {
             .then_some(())
             .ok_or(ps.brief())
     });
+    let filter = format!("id={main_sleeper}");
+    let eve_ps = run(
+        cli,
+        &host("eve"),
+        &good,
+        &["ps", "-q", "--no-trunc", "--filter", &filter],
+        Input::None,
+    );
+    assert!(
+        eve_ps.ok() && eve_ps.stdout_str().trim() == main_sleeper,
+        "eve on the proxy's daemon after the reload: {}",
+        eve_ps.brief()
+    );
     let w = run(
         cli,
         &host("dave"),
