@@ -830,6 +830,9 @@ fn image_tls_upstream() {
         "{}",
         logs.brief()
     );
+    // The HEALTHCHECK goes over the same TLS (the wrong name below: unhealthy).
+    let health = proxy.exec(&["nds-healthcheck"]);
+    assert!(health.ok(), "{}", health.brief());
 
     // A daemon whose certificate does not name what UPSTREAM_TLS_NAME says: refused.
     let env = [
@@ -840,6 +843,12 @@ fn image_tls_upstream() {
     let (status, _, body) = raw(&wrong.addr(), "GET", "/_ping", "");
     println!("  daemon certificate for another name: {status} {body:?}");
     assert_eq!(status, 502, "{body}");
+    let health = wrong.exec(&["nds-healthcheck"]);
+    assert!(
+        health.code == Some(1) && health.stdout_str().starts_with("unhealthy: HTTP/1.1 502"),
+        "{}",
+        health.brief()
+    );
 }
 
 // --- TLS and auth_request -----------------------------------------------------------
